@@ -1,0 +1,1 @@
+"""Robustness classifiers trained on real plus counterfactual data (the classifiers issue)."""
