@@ -6,6 +6,8 @@ export HF_HUB_OFFLINE := 1
 
 SYNTHCXR := data/synthcxr
 SYNTHCXR_CONFIG := configs/data/synthcxr.yaml
+# A renderer change makes the rendered folders stale.
+RENDERER := $(wildcard prism_aug/data/synthcxr/*.py)
 
 .PHONY: install test lint format data augment bench calibrate clean
 
@@ -30,7 +32,7 @@ test: lint
 
 data: $(SYNTHCXR)/train.csv
 
-$(SYNTHCXR)/train.csv: $(SYNTHCXR_CONFIG) | install
+$(SYNTHCXR)/train.csv: $(SYNTHCXR_CONFIG) $(RENDERER) | install
 	$(BIN)/prism-aug data synthcxr --config $(SYNTHCXR_CONFIG)
 
 # The pipeline as far as it exists today: SynthCXR and its summary. Fine-tuning, editing
@@ -39,7 +41,7 @@ augment: data
 	$(BIN)/prism-aug data summary --csv $(SYNTHCXR)/train.csv --views '[Frontal]' \
 		--target "Pleural Effusion" --attribute "Support Devices"
 
-data/synthcxr_balanced/train.csv: configs/data/synthcxr_balanced.yaml | install
+data/synthcxr_balanced/train.csv: configs/data/synthcxr_balanced.yaml $(RENDERER) | install
 	$(BIN)/prism-aug data synthcxr --config configs/data/synthcxr_balanced.yaml
 
 calibrate: data data/synthcxr_balanced/train.csv

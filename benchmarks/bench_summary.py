@@ -6,9 +6,8 @@ Writes a synthetic CSV with CheXpert's exact columns, 223,414 rows, about 64,540
 with several studies each, frontal and lateral views, and per-finding code frequencies close
 to CheXpert's train.csv (1.0 / 0.0 / -1.0 / blank), into a temporary folder. Then it times,
 in this one run so the numbers compare: ``summarize_csv`` in-process, the whole process
-(python start, imports, read, summarise) through the CLI when ``prism_aug/cli.py`` exists
-and through ``python -c`` always, and a naive per-row baseline (csv.DictReader and a regex
-per row) that computes the same counts. Prints a markdown table.
+(python start, imports, read, summarise) through the CLI, and a naive per-row baseline
+(csv.DictReader and a regex per row) that computes the same counts. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -165,52 +164,18 @@ def main() -> None:
             assert summary[key] == naive[key], f"naive and vectorised disagree on {key}"
         assert {k: v for k, v in summary["groups"]["counts"].items() if v} == naive["groups"]
 
-        one_liner = (
-            "import json, sys; from prism_aug.data.summary import summarize_csv; "
-            f"print(json.dumps(summarize_csv(sys.argv[1], target={TARGET!r}, "
-            f"attribute={ATTRIBUTE!r})))"
-        )
+        command = [sys.executable, "-m", "prism_aug.cli", "data", "summary", "--json"]
+        command += ["--csv", str(csv_path), "--target", TARGET, "--attribute", ATTRIBUTE]
+        cli_s, _ = timed(lambda: run_process(command), 3)
         rows = [
             ("summarize_csv, in-process (median of 3)", fast_s),
             ("naive csv.DictReader + regex per row, in-process", naive_s),
+            ("whole process: prism-aug data summary --json (median of 3)", cli_s),
         ]
-        process_s, _ = timed(
-            lambda: run_process([sys.executable, "-c", one_liner, str(csv_path)]), 3
-        )
-        rows.append(("whole process: python -c summarize_csv (median of 3)", process_s))
-        cli = Path(__file__).parent.parent / "prism_aug" / "cli.py"
-        args = [
-            sys.executable,
-            "-m",
-            "prism_aug.cli",
-            "data",
-            "summary",
-            "--csv",
-            str(csv_path),
-            "--target",
-            TARGET,
-            "--attribute",
-            ATTRIBUTE,
-            "--json",
-        ]
-        if not cli.exists():
-            rows.append(("whole process: prism_aug.cli (not written yet, not timed)", None))
-        else:
-            try:
-                cli_s, _ = timed(lambda: run_process(args), 3)
-                rows.append(
-                    ("whole process: prism_aug.cli data summary --json (median of 3)", cli_s)
-                )
-            except subprocess.CalledProcessError as err:
-                reason = err.stderr.decode().strip().splitlines()[-1]
-                rows.append((f"whole process: prism_aug.cli failed ({reason})", None))
 
     print(f"| {ROWS:,}-row CheXpert-shaped CSV | time (s) | speed-up vs naive | target |")
     print("|---|---:|---:|---:|")
     for name, seconds in rows:
-        if seconds is None:
-            print(f"| {name} | - | - | < {TARGET_S:g} s |")
-            continue
         speedup = f"{naive_s / seconds:.1f}x" if "in-process" in name else "-"
         verdict = "ok" if seconds < TARGET_S else "MISSED"
         print(f"| {name} | {seconds:.2f} | {speedup} | < {TARGET_S:g} s {verdict} |")

@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--balanced_data", type=Path, default=Path("data/synthcxr_balanced"))
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("outputs/calibration/results.json"))
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -123,6 +123,15 @@ def main() -> None:
         print(
             f"| {row['train_set']} | {row['seed']} | {row['mean_acc']:.1f} | "
             f"{row['worst_group_acc']:.1f} | {gap:.1f} | {groups} |"
+        )
+    print("\n| train set | seeds | mean acc | worst-group acc | gap |")
+    print("|---|---|---|---|---|")
+    for name in train_sets:
+        runs = [row for row in rows if row["train_set"] == name]
+        mean, worst = (np.array([row[k] for row in runs]) for k in ("mean_acc", "worst_group_acc"))
+        print(
+            f"| {name} | {len(runs)} | {mean.mean():.1f} ± {mean.std(ddof=1):.1f} | "
+            f"{worst.mean():.1f} ± {worst.std(ddof=1):.1f} | {(mean - worst).mean():.1f} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(

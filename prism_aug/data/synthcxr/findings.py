@@ -47,7 +47,9 @@ def _effusion(p: Patient, f: AnatomyFields, visible: np.ndarray) -> np.ndarray:
             1 - EFFUSION_MENISCUS + EFFUSION_MENISCUS * lateral * lateral
         )
         fluid = smoothstep(f.v - level, f.aa + EFFUSION_EDGE) * f.lung[i]
-        layer += fluid * ((f.air[i] - f.markings[i]) * visible + FLUID_DENSITY)
+        layer += fluid * (
+            p.findings.effusion_opacity * (f.air[i] - f.markings[i]) * visible + FLUID_DENSITY
+        )
     return layer
 
 

@@ -24,8 +24,11 @@ Polyline = tuple[Point, ...]
 # Effusion: fluid height above the costophrenic angle at the lateral chest wall (normalised
 # units; the image is 2 tall, so 0.2 is 6 px at 64 px). Heights are drawn as
 # lo + (hi - lo) * U**EFFUSION_SIZE_SKEW, so a skew > 1 favours small, subtle effusions.
-EFFUSION_HEIGHT_RANGE: tuple[float, float] = (0.2, 0.65)
-EFFUSION_SIZE_SKEW = 1.3
+EFFUSION_HEIGHT_RANGE: tuple[float, float] = (0.1, 0.5)
+EFFUSION_SIZE_SKEW = 1.5
+# Share of the lung's air contrast the fluid takes away: a thin layer of fluid behind aerated
+# lung is faint on a frontal film, so effusions range from subtle to dense.
+EFFUSION_OPACITY_RANGE: tuple[float, float] = (0.2, 0.65)
 EFFUSION_BILATERAL_P = 0.3
 # Cardiomegaly multiplies the heart's width (a normal cardiothoracic ratio is 0.38..0.47).
 CARDIOMEGALY_FACTOR_RANGE: tuple[float, float] = (1.25, 1.5)
@@ -84,6 +87,7 @@ class FindingSpecs:
 
     effusion_sides: tuple[int, ...]
     effusion_height: float
+    effusion_opacity: float
     cardiomegaly_factor: float
     pneumothorax_side: int
     pneumothorax_rim: float
@@ -179,6 +183,7 @@ def _sample_findings(rng: np.random.Generator) -> FindingSpecs:
     return FindingSpecs(
         effusion_sides=sides,
         effusion_height=float(lo + (hi - lo) * rng.random() ** EFFUSION_SIZE_SKEW),
+        effusion_opacity=float(u(*EFFUSION_OPACITY_RANGE)),
         cardiomegaly_factor=float(u(*CARDIOMEGALY_FACTOR_RANGE)),
         pneumothorax_side=int(rng.choice((-1, 1))),
         pneumothorax_rim=float(u(*PNEUMOTHORAX_RIM_RANGE)),
