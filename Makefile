@@ -9,7 +9,7 @@ SYNTHCXR_CONFIG := configs/data/synthcxr.yaml
 # A renderer change makes the rendered folders stale.
 RENDERER := $(wildcard prism_aug/data/synthcxr/*.py)
 
-.PHONY: install test lint format data augment bench calibrate clean
+.PHONY: install test lint format data augment bench calibrate finetune finetune-quality oracle clean
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,35 @@ data/synthcxr_balanced/train.csv: configs/data/synthcxr_balanced.yaml $(RENDERER
 calibrate: data data/synthcxr_balanced/train.csv
 	$(BIN)/python experiments/synthcxr_calibration.py --data $(SYNTHCXR) \
 		--balanced_data data/synthcxr_balanced
+
+# Fine-tuning the tiny model: render a decorrelated SynthCXR, train the VAE, then the UNet.
+# Each stage is skipped when its output exists.
+FINETUNE_DATA := data/synthcxr_finetune/train.csv
+TINY_VAE := outputs/models/synthcxr_tiny_vae/config.json
+TINY_MODEL := outputs/models/synthcxr_tiny/model_index.json
+ORACLE := outputs/models/oracle/oracle.json
+
+$(FINETUNE_DATA): configs/data/synthcxr_finetune.yaml $(RENDERER) | install
+	$(BIN)/prism-aug data synthcxr --config configs/data/synthcxr_finetune.yaml
+
+$(TINY_VAE): $(FINETUNE_DATA) configs/finetune/synthcxr_tiny_vae.yaml
+	$(BIN)/prism-aug finetune-vae fit --config configs/finetune/synthcxr_tiny_vae.yaml
+
+$(TINY_MODEL): $(TINY_VAE) configs/finetune/synthcxr_tiny.yaml
+	$(BIN)/prism-aug finetune fit --config configs/finetune/synthcxr_tiny.yaml
+
+finetune: $(TINY_MODEL)
+
+# The judge of generated images: a timm classifier trained on SynthCXR renders.
+$(ORACLE): $(SYNTHCXR)/train.csv configs/oracle/synthcxr.yaml $(RENDERER)
+	$(BIN)/prism-aug oracle fit --config configs/oracle/synthcxr.yaml
+	$(BIN)/prism-aug oracle report --oracle outputs/models/oracle --csv $(SYNTHCXR)/test.csv
+
+oracle: $(ORACLE)
+
+finetune-quality: $(TINY_MODEL) $(ORACLE)
+	$(BIN)/prism-aug finetune-quality --model outputs/models/synthcxr_tiny \
+		--oracle outputs/models/oracle
 
 bench: install
 	$(BIN)/python benchmarks/bench_synthcxr.py

@@ -3,6 +3,10 @@
     prism-aug data summary --csv CheXpert-v1.0-small/train.csv --target "Pleural Effusion" \
         --attribute "Support Devices" [--json]
     prism-aug data synthcxr --config configs/data/synthcxr.yaml [--n 4000] [--out data/synthcxr]
+    prism-aug oracle fit --config configs/oracle/synthcxr.yaml
+    prism-aug finetune-vae fit --config configs/finetune/synthcxr_tiny_vae.yaml
+    prism-aug finetune fit --config configs/finetune/synthcxr_tiny.yaml [--model.lr=3e-4]
+    prism-aug finetune-quality --model outputs/models/synthcxr_tiny --oracle outputs/models/oracle
 
 Subcommands import their modules only when they run, so that ``data summary`` starts in a
 fraction of a second on a machine where importing torch takes several.
@@ -10,6 +14,7 @@ fraction of a second on a machine where importing torch takes several.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -18,6 +23,14 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from prism_aug.data.splits import DEFAULT_FRACTIONS
+
+# Commands that are LightningCLI programs of their own: the rest of the line goes to them.
+LIGHTNING_COMMANDS: dict[str, str] = {
+    "oracle": "prism_aug.evaluation:run_oracle_cli",
+    "finetune-vae": "prism_aug.diffusion.cli:run_vae_cli",
+    "finetune": "prism_aug.diffusion.cli:run_finetune_cli",
+    "finetune-quality": "prism_aug.diffusion.cli:run_quality_cli",
+}
 
 
 def _summary_parser() -> ArgumentParser:
@@ -59,7 +72,11 @@ def _synthcxr_parser() -> ArgumentParser:
 
 def build_parser() -> ArgumentParser:
     """The whole ``prism-aug`` parser; subcommand groups are added in level order."""
-    parser = ArgumentParser(prog="prism-aug", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(
+        prog="prism-aug",
+        description=__doc__.split("\n")[0],
+        epilog=f"LightningCLI commands: {', '.join(LIGHTNING_COMMANDS)} (each with --help).",
+    )
     commands = parser.add_subcommands()
     data = ArgumentParser(description="Records and the SynthCXR data set.")
     commands.add_subcommand("data", data, help="records and SynthCXR")
@@ -100,8 +117,15 @@ def run_synthcxr(args: Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        module, function = LIGHTNING_COMMANDS[argv[0]].split(":")
+        # LightningCLI warns when it sees both its args and a command line; it gets only args.
+        sys.argv = [f"prism-aug {argv[0]}"]
+        getattr(importlib.import_module(module), function)(argv[1:])
+        return
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     runners = {"summary": run_summary, "synthcxr": run_synthcxr}
     try:
         if args.subcommand == "data":
