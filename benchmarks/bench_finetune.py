@@ -1,0 +1,139 @@
+"""Fine-tuning throughput (images/s): cached latents against encoding every step.
+
+    .venv/bin/python benchmarks/bench_finetune.py [--steps 10] [--batch_size 64]
+
+Trains the default tiny model (configs/finetune/synthcxr_tiny.yaml's settings: plain
+attention, bf16 autocast on CPU, text encoder trained) for a few steps on SynthCXR batches,
+once reading cached VAE posteriors and once encoding the pixels at every step, in one process,
+and prints a markdown table. Where CUDA is available it adds SD v1.5's UNet (random weights)
+at 512 px in bf16 with and without the VAE encoder in the step. Timings from different runs
+or machines are not comparable; compare rows of one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from prism_aug.diffusion.data import CXRDataModule
+from prism_aug.diffusion.finetune import DiffusionFineTuner
+from prism_aug.diffusion.latent_cache import build_latent_cache, vae_fingerprint
+
+
+def _train_steps(module: DiffusionFineTuner, batches: list[dict], bf16: bool) -> float:
+    """Seconds per step over ``batches`` (after one warm-up step)."""
+    module.log = lambda *args, **kwargs: None  # no trainer attached
+    optimizer = torch.optim.AdamW(module.trained_parameters(), lr=1e-4)
+    device_type = module.unet.device.type
+
+    def step(batch: dict) -> None:
+        with torch.autocast(device_type, torch.bfloat16, enabled=bf16):
+            loss = module.training_step(batch, 0)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step(batches[0])
+    if device_type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for batch in batches[1:]:
+        step(batch)
+    if device_type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / (len(batches) - 1)
+
+
+def tiny_rows(data: Path, vae: str | None, steps: int, batch_size: int) -> list[tuple[str, float]]:
+    """Throughput of the tiny model with pixels (VAE every step) and with cached latents."""
+    module = DiffusionFineTuner(
+        model="tiny", vae=vae, attention="plain", train_text_encoder=True, export_dir=None
+    )
+    datamodule = CXRDataModule(str(data / "train.csv"), batch_size=batch_size)
+    datamodule.setup()
+    loader = datamodule.train_dataloader()
+    pixels = [batch for batch, _ in zip(loader, range(steps + 1), strict=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        cache = build_latent_cache(
+            Path(tmp),
+            datamodule.datasets["train"],
+            module.encode_posterior,
+            vae_fingerprint(module.vae),
+        )
+        cache_seconds = time.perf_counter() - start
+        latents = []
+        for batch in pixels:
+            rows = [cache[int(i)] for i in batch["index"]]
+            latents.append(
+                {
+                    "latent_mean": torch.stack([m for m, _ in rows]),
+                    "latent_std": torch.stack([s for _, s in rows]),
+                    "caption": batch["caption"],
+                }
+            )
+    n = len(datamodule.datasets["train"])
+    per_pixel_step = _train_steps(module, pixels, bf16=True)
+    per_latent_step = _train_steps(module, latents, bf16=True)
+    print(f"caching {n} images took {cache_seconds:.1f} s ({n / cache_seconds:.0f} img/s)")
+    return [
+        ("tiny 64 px, CPU bf16, encode every step", batch_size / per_pixel_step),
+        ("tiny 64 px, CPU bf16, cached latents", batch_size / per_latent_step),
+    ]
+
+
+def sd15_rows(steps: int, batch_size: int) -> list[tuple[str, float]]:
+    """SD v1.5's UNet (random) at 512 px in bf16 on CUDA, with and without the VAE encoder."""
+    module = DiffusionFineTuner(model="sd15", export_dir=None, ema_decay=None).cuda()
+    module.unet.enable_gradient_checkpointing()
+    pixels = [
+        {
+            "pixel_values": torch.rand(batch_size, 1, 512, 512) * 2 - 1,
+            "caption": ["Chest X-ray showing Pleural Effusion"] * batch_size,
+        }
+        for _ in range(steps + 1)
+    ]
+    latents = [
+        {
+            "latent_mean": torch.randn(batch_size, 4, 64, 64, device="cuda"),
+            "latent_std": torch.zeros(batch_size, 4, 64, 64, device="cuda"),
+            "caption": b["caption"],
+        }
+        for b in pixels
+    ]
+    return [
+        (
+            "sd15 512 px, CUDA bf16, encode every step",
+            batch_size / _train_steps(module, pixels, True),
+        ),
+        (
+            "sd15 512 px, CUDA bf16, cached latents",
+            batch_size / _train_steps(module, latents, True),
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/synthcxr_finetune"))
+    parser.add_argument("--vae", default="outputs/models/synthcxr_tiny_vae")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=64)
+    args = parser.parse_args()
+    vae = args.vae if Path(args.vae).is_dir() else None
+    rows = tiny_rows(args.data, vae, args.steps, args.batch_size)
+    if torch.cuda.is_available():
+        rows += sd15_rows(args.steps, 8)
+    print(f"\nthreads: {torch.get_num_threads()}, batch {args.batch_size}, {args.steps} steps\n")
+    print("| set-up | images/s |\n|---|---|")
+    for name, rate in rows:
+        print(f"| {name} | {rate:.1f} |")
+    print(f"\ncached / encode every step (tiny): {rows[1][1] / rows[0][1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""DiffusionFineTuner: the loss, caption dropout, freezing, EMA, latent cache, export, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from prism_aug.diffusion.components import NOISE_SCHEDULE
+from prism_aug.diffusion.finetune import drop_captions, warmup_cosine
+from prism_aug.diffusion.loss import denoising_loss, denoising_target, loss_weights
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_loss_is_the_definition(prediction_type: str) -> None:
+    scheduler = DDIMScheduler.from_config({**NOISE_SCHEDULE, "prediction_type": prediction_type})
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 4, 8, 8, generator=g)
+    prediction = torch.randn(3, 4, 8, 8, generator=g)
+    t = torch.tensor([0, 500, 999])
+    abar = scheduler.alphas_cumprod[t].view(3, 1, 1, 1)
+    expected_target = (
+        eps if prediction_type == "epsilon" else abar.sqrt() * eps - (1 - abar).sqrt() * x0
+    )
+    target = denoising_target(scheduler, x0, eps, t)
+    torch.testing.assert_close(target, expected_target)
+    unweighted = denoising_loss(prediction, target, loss_weights(scheduler, t, None))
+    torch.testing.assert_close(unweighted, ((prediction - expected_target) ** 2).mean())
+    snr = (abar / (1 - abar)).flatten()
+    gamma = 5.0
+    w = torch.clamp(snr, max=gamma) / (snr if prediction_type == "epsilon" else snr + 1)
+    weighted = denoising_loss(prediction, target, loss_weights(scheduler, t, gamma))
+    per_sample = ((prediction - expected_target) ** 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(weighted, (w * per_sample).mean())
+
+
+def test_unknown_prediction_type_is_refused() -> None:
+    scheduler = DDIMScheduler.from_config({**NOISE_SCHEDULE, "prediction_type": "sample"})
+    with pytest.raises(ValueError, match="epsilon"):
+        denoising_target(
+            scheduler, torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2), torch.tensor([1])
+        )
+
+
+def test_caption_dropout_rate() -> None:
+    captions = ["Chest X-ray showing Pleural Effusion"] * 20_000
+    dropped = drop_captions(captions, 0.1, torch.Generator().manual_seed(0))
+    rate = np.mean([c == "" for c in dropped])
+    assert abs(rate - 0.1) < 0.01
+    assert set(dropped) == {"", captions[0]}
+    assert drop_captions(captions[:10], 0.0) == captions[:10]
+
+
+def test_warmup_then_cosine() -> None:
+    assert warmup_cosine(0, 10, 110, "cosine") == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 110, "cosine") == pytest.approx(1.0)
+    assert warmup_cosine(60, 10, 110, "cosine") == pytest.approx(0.5)
+    assert warmup_cosine(110, 10, 110, "cosine") == pytest.approx(0.0)
+    assert warmup_cosine(60, 10, 110, "constant") == 1.0
+
+
+def _one_backward(module) -> None:
+    batch = {
+        "pixel_values": torch.rand(2, 1, 32, 32) * 2 - 1,
+        "caption": ["Normal", "Cardiomegaly"],
+    }
+    module.training_step(batch, 0).backward()
+
+
+@pytest.mark.parametrize("train_text_encoder", [False, True])
+def test_vae_frozen_and_text_encoder_by_option(train_text_encoder: bool, small_module) -> None:
+    module = small_module(train_text_encoder=train_text_encoder, ema_decay=None)
+    module.log = lambda *args, **kwargs: None  # no trainer attached
+    _one_backward(module)
+    assert all(p.grad is not None for p in module.unet.parameters())
+    assert all(not p.requires_grad and p.grad is None for p in module.vae.parameters())
+    text_grads = [p.grad is not None for p in module.text_encoder.parameters()]
+    assert any(text_grads) if train_text_encoder else not any(text_grads)
+    trained = {id(p) for p in module.trained_parameters()}
+    assert all(id(p) in trained for p in module.unet.parameters())
+    assert any(id(p) in trained for p in module.text_encoder.parameters()) == train_text_encoder
+    assert not module.vae.training
+
+
+class _Record(L.Callback):
+    """Record the EMA and trained weights after each optimizer step (and EMA update)."""
+
+    def __init__(self) -> None:
+        self.ema: list[list[torch.Tensor]] = []
+        self.weights: list[list[torch.Tensor]] = []
+        self.start_step: int | None = None
+        self.start_ema: list[torch.Tensor] | None = None
+
+    def on_train_start(self, trainer, module) -> None:
+        self.start_step = trainer.global_step
+        self.start_ema = [p.clone() for p in module.ema.shadow_params]
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.ema.append([p.clone() for p in module.ema.shadow_params])
+        self.weights.append([p.detach().clone() for p in module.trained_parameters()])
+
+
+def test_ema_update_is_the_definition(
+    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    """theta_ema_n = beta_n theta_ema_(n-1) + (1 - beta_n) theta_n, with diffusers' warm-up
+    beta_n = min(decay, (1 + k) / (10 + k)), k = n - 1 updates before: 0 (a copy), then 2/11."""
+    record = _Record()
+    module = small_module(ema_decay=0.999)
+    small_trainer(tmp_path, callbacks=[record]).fit(module, small_datamodule(synthcxr_32))
+    assert len(record.ema) == 2
+    for ema, theta in zip(record.ema[0], record.weights[0], strict=True):
+        torch.testing.assert_close(ema, theta)
+    beta = 2 / 11
+    for ema, before, theta in zip(record.ema[1], record.ema[0], record.weights[1], strict=True):
+        torch.testing.assert_close(ema, beta * before + (1 - beta) * theta)
+
+
+def test_latent_cache_is_written_once_and_reused(
+    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    cache = tmp_path / "cache"
+    calls = []
+
+    def counting(module):  # count the VAE encoder's calls
+        encode = module.vae.encode
+
+        def wrapped(x):
+            calls.append(x.shape[0])
+            return encode(x)
+
+        module.vae.encode = wrapped
+        return module
+
+    datamodule = small_datamodule(synthcxr_32, latent_cache=str(cache))
+    datamodule.setup()
+    n_train, n_valid = len(datamodule.datasets["train"]), len(datamodule.datasets["valid"])
+    trainer = small_trainer(
+        tmp_path, max_steps=-1, max_epochs=2, limit_train_batches=2, limit_val_batches=1.0
+    )
+    trainer.fit(counting(small_module()), datamodule)
+    assert trainer.current_epoch == 2
+    assert sum(calls) == n_train + n_valid  # each image once: nothing at the second epoch
+    folders = sorted(p.parent for p in cache.glob("*/index.json"))
+    assert len(folders) == 2
+    counts = sorted(json.loads((f / "index.json").read_text())["count"] for f in folders)
+    assert counts == sorted([n_train, n_valid])
+
+    calls.clear()
+    trainer = small_trainer(tmp_path, max_steps=2, limit_val_batches=1.0)
+    trainer.fit(counting(small_module()), small_datamodule(synthcxr_32, latent_cache=str(cache)))
+    assert calls == []  # the same VAE, resolution and records: read from disk
+
+
+def test_short_fit_exports_a_pipeline(
+    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    export = tmp_path / "model"
+    module = small_module(
+        export_dir=str(export), sample_every_n_steps=2, sample_seeds=[0, 1], sample_steps=2
+    )
+    small_trainer(tmp_path).fit(module, small_datamodule(synthcxr_32))
+    assert (tmp_path / "samples" / "step_000002.png").is_file()
+    pipeline = StableDiffusionPipeline.from_pretrained(export)
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline(
+        "Chest X-ray showing Cardiomegaly",
+        num_inference_steps=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+    assert images.shape == (1, 32, 32, 3)
+    assert np.isfinite(images).all()
+    # The export holds the EMA weights, not the last trained ones.
+    exported = dict(pipeline.unet.named_parameters())
+    ema = dict(
+        zip([n for n, _ in module.unet.named_parameters()], module.ema.shadow_params, strict=False)
+    )
+    name = next(iter(exported))
+    torch.testing.assert_close(exported[name], ema[name])
+
+
+def test_resume_continues_the_run(
+    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    first = small_trainer(
+        tmp_path,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0)],
+    )
+    first.fit(small_module(), small_datamodule(synthcxr_32))
+    saved = torch.load(checkpoints / "last.ckpt", weights_only=False)
+
+    record = _Record()
+    second = small_trainer(tmp_path, max_steps=3, callbacks=[record])
+    second.fit(small_module(), small_datamodule(synthcxr_32), ckpt_path=checkpoints / "last.ckpt")
+    assert record.start_step == 2
+    for resumed, stored in zip(record.start_ema, saved["ema"]["shadow_params"], strict=True):
+        torch.testing.assert_close(resumed, stored)
+    assert second.global_step == 3
+
+
+def test_image_size_must_match_the_model(
+    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    datamodule = small_datamodule(synthcxr_32, image_size=64)
+    with pytest.raises(ValueError, match=r"data\.image_size=32"):
+        small_trainer(tmp_path).fit(small_module(), datamodule)
