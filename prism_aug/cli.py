@@ -29,7 +29,7 @@ LIGHTNING_COMMANDS: dict[str, str] = {
     "oracle": "prism_aug.evaluation:run_oracle_cli",
     "finetune-vae": "prism_aug.diffusion.cli:run_vae_cli",
     "finetune": "prism_aug.diffusion.cli:run_finetune_cli",
-    "finetune-quality": "prism_aug.diffusion.cli:run_quality_cli",
+    "finetune-quality": "prism_aug.evaluation.generation_quality_cli:run_quality_cli",
 }
 
 

@@ -11,8 +11,8 @@
    of one half of the real set and the images of the other half, beside the same distance
    between the two real halves (the floor: what sampling noise alone gives at that size).
 
-The judge is passed in (``Judge``: the oracle of ``prism_aug.evaluation``), so this module
-only samples and counts.
+The judge is passed in (``Judge``: any classifier with the oracle's interface), so this
+module only samples and counts.
 """
 
 from __future__ import annotations
