@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pytest
+import torch
+from diffusers import StableDiffusionPipeline
 
 from prism_aug.data.synthcxr import write_synthcxr
 from prism_aug.diffusion.data import CXRDataModule
@@ -23,6 +27,31 @@ SMALL: dict[str, Any] = {
     "text_layers": 1,
     "text_heads": 2,
 }
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the test tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def sample_exported() -> Callable[[Path, str], tuple[StableDiffusionPipeline, np.ndarray]]:
+    """Load an exported folder with StableDiffusionPipeline and draw one image in 2 steps."""
+
+    def sample(folder: Path, prompt: str) -> tuple[StableDiffusionPipeline, np.ndarray]:
+        pipeline = StableDiffusionPipeline.from_pretrained(folder)
+        pipeline.set_progress_bar_config(disable=True)
+        generator = torch.Generator().manual_seed(0)
+        images = pipeline(prompt, num_inference_steps=2, output_type="np", generator=generator)
+        return pipeline, images.images
+
+    return sample
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,6 @@ CAPTIONS = [
     "Normal chest X-ray with no significant findings",
     "Chest X-ray showing Cardiomegaly, Enlarged Cardiomediastinum",
 ]
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to open a connection fails the test."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the test tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="module")

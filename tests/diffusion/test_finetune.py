@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, StableDiffusionPipeline
+from diffusers import DDIMScheduler
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from prism_aug.diffusion.components import NOISE_SCHEDULE
@@ -159,7 +159,7 @@ def test_latent_cache_is_written_once_and_reused(
 
 
 def test_short_fit_exports_a_pipeline(
-    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+    synthcxr_32, tmp_path, small_datamodule, small_module, small_trainer, sample_exported
 ) -> None:
     export = tmp_path / "model"
     module = small_module(
@@ -167,14 +167,7 @@ def test_short_fit_exports_a_pipeline(
     )
     small_trainer(tmp_path).fit(module, small_datamodule(synthcxr_32))
     assert (tmp_path / "samples" / "step_000002.png").is_file()
-    pipeline = StableDiffusionPipeline.from_pretrained(export)
-    pipeline.set_progress_bar_config(disable=True)
-    images = pipeline(
-        "Chest X-ray showing Cardiomegaly",
-        num_inference_steps=2,
-        output_type="np",
-        generator=torch.Generator().manual_seed(0),
-    ).images
+    pipeline, images = sample_exported(export, "Chest X-ray showing Cardiomegaly")
     assert images.shape == (1, 32, 32, 3)
     assert np.isfinite(images).all()
     # The export holds the EMA weights, not the last trained ones.

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
 from huggingface_hub import constants
 
 from prism_aug.diffusion import build_components, load_components, save_pipeline
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to open a connection fails the test."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the test tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def _public(config: dict) -> dict:
@@ -47,15 +34,10 @@ def test_export_is_safetensors_in_diffusers_layout(exported: Path) -> None:
     assert not list(exported.rglob("*.bin"))
 
 
-def test_stable_diffusion_pipeline_samples_from_export(exported: Path, no_network) -> None:
-    pipeline = StableDiffusionPipeline.from_pretrained(exported)
-    pipeline.set_progress_bar_config(disable=True)
-    images = pipeline(
-        "Chest X-ray showing Pleural Effusion",
-        num_inference_steps=2,
-        output_type="np",
-        generator=torch.Generator().manual_seed(0),
-    ).images
+def test_stable_diffusion_pipeline_samples_from_export(
+    exported: Path, no_network, sample_exported
+) -> None:
+    pipeline, images = sample_exported(exported, "Chest X-ray showing Pleural Effusion")
     assert images.shape == (1, 64, 64, 3)
     assert np.isfinite(images).all()
     assert pipeline.safety_checker is None
