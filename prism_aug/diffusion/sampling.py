@@ -16,18 +16,13 @@ from diffusers import DDIMScheduler
 from PIL import Image
 
 from prism_aug.data.prompts import NORMAL_CAPTION, caption
+from prism_aug.data.synthcxr import SUPPORTED_FINDINGS
+from prism_aug.data.synthcxr.render import SUPPORT_DEVICES
 from prism_aug.diffusion.components import SDComponents
 from prism_aug.diffusion.export import to_pipeline
 
 # The attributes SynthCXR draws: the sample grid's rows by default.
-SYNTHCXR_FINDINGS: tuple[str, ...] = (
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Edema",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Support Devices",
-)
+SYNTHCXR_FINDINGS: tuple[str, ...] = (*SUPPORTED_FINDINGS, SUPPORT_DEVICES)
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from prism_aug.data.records import load_image
+from prism_aug.data.records import has_device, load_image
 from prism_aug.data.synthcxr import MASK_ATTRIBUTES, SUPPORTED_FINDINGS, render, sample_patient
 from prism_aug.data.synthcxr.render import SUPPORT_DEVICES
 from prism_aug.data.vocabulary import DEVICE_TYPES, DEVICES, PATH
@@ -45,11 +45,10 @@ def record_labels(records: pd.DataFrame) -> np.ndarray:
         raise ValueError(
             f"records lack column(s) {missing}; the oracle needs {columns} (a SynthCXR CSV)"
         )
-    worn = records[DEVICE_TYPES].fillna("").astype(str).str.split(";")
     labels = np.zeros((len(records), len(ORACLE_ATTRIBUTES)), dtype=bool)
     for j, name in enumerate(ORACLE_ATTRIBUTES):
         if name in DEVICES:
-            labels[:, j] = [name in types for types in worn]
+            labels[:, j] = has_device(records, name).to_numpy()
         else:
             labels[:, j] = records[name].to_numpy(dtype=np.float64) == 1.0
     return labels
