@@ -51,7 +51,8 @@ def build_components(
         **overrides: the preset's hyper-parameters (see its function in ``presets``).
 
     Returns:
-        The components, with SD's CLIP tokenizer and PRISM's DDIM scheduler.
+        The components, with SD's CLIP tokenizer and PRISM's DDIM over the preset's noise
+        schedule.
     """
     configs = preset_configs(preset, **overrides)
     networks: list[torch.nn.Module] = []
@@ -65,7 +66,9 @@ def build_components(
             torch.manual_seed(seed)
             networks.append(make().eval())
     unet, vae, text_encoder = networks
-    return SDComponents(unet, vae, text_encoder, build_clip_tokenizer(), ddim_scheduler())
+    return SDComponents(
+        unet, vae, text_encoder, build_clip_tokenizer(), ddim_scheduler(configs.noise_schedule)
+    )
 
 
 def _on(device: torch.device | str | None) -> contextlib.AbstractContextManager[Any]:

@@ -26,7 +26,7 @@ NOISE_SCHEDULE: dict[str, Any] = {
 DDIM_OPTIONS: dict[str, Any] = {
     "clip_sample": False,  # latents are not in [-1, 1]: clipping them would distort x0
     "set_alpha_to_one": False,  # the last step steps to alpha_bar_0, not to a noise-free 1
-    "steps_offset": 1,  # timesteps 981, 961, ..., 1 for 50 steps, as SD v1 samples
+    "steps_offset": 1,  # "leading" timesteps 981, 961, ..., 1 for 50 steps, as SD v1 samples
 }
 
 

@@ -142,3 +142,15 @@ def test_vae_channels_round_trip() -> None:
     torch.testing.assert_close(from_vae_channels(three), gray)
     with pytest.raises(ValueError, match=r"\(B, 1, H, W\), got shape \(2, 3, 8, 8\)"):
         to_vae_channels(three)
+
+
+def test_tiny_trains_to_zero_terminal_snr_and_sd15_keeps_sd_v1s_schedule() -> None:
+    tiny = build_components("tiny", device="meta").scheduler
+    assert tiny.config.prediction_type == "v_prediction"
+    assert tiny.alphas_cumprod[-1] == 0  # x_T holds nothing of the image
+    tiny.set_timesteps(20)
+    assert tiny.timesteps[0] == 999  # sampling starts where SNR is 0
+    sd_v1 = build_components("tiny", device="meta", zero_terminal_snr=False).scheduler
+    assert sd_v1.config.prediction_type == "epsilon"
+    assert sd_v1.alphas_cumprod[-1] ** 0.5 > 0.06  # SD v1 leaks 6.8% of the image into x_T
+    assert build_components("sd15", device="meta").scheduler.config == sd_v1.config
