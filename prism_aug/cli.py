@@ -7,6 +7,8 @@
     prism-aug finetune-vae fit --config configs/finetune/synthcxr_tiny_vae.yaml
     prism-aug finetune fit --config configs/finetune/synthcxr_tiny.yaml [--model.lr=3e-4]
     prism-aug finetune-quality --model outputs/models/synthcxr_tiny --oracle outputs/models/oracle
+    prism-aug edit --model outputs/models/synthcxr_tiny --input data/synthcxr/test.csv \
+        --edit "remove:Support Devices" --out outputs/edits --oracle outputs/models/oracle
 
 Subcommands import their modules only when they run, so that ``data summary`` starts in a
 fraction of a second on a machine where importing torch takes several.
@@ -14,22 +16,25 @@ fraction of a second on a machine where importing torch takes several.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from prism_aug.data.splits import DEFAULT_FRACTIONS
 
-# Commands that are LightningCLI programs of their own: the rest of the line goes to them.
-LIGHTNING_COMMANDS: dict[str, str] = {
+# Commands with parsers of their own (LightningCLI programs, and `edit`, which needs torch to
+# build its parser): the rest of the line goes to them.
+DELEGATED_COMMANDS: dict[str, str] = {
     "oracle": "prism_aug.evaluation:run_oracle_cli",
     "finetune-vae": "prism_aug.diffusion.cli:run_vae_cli",
     "finetune": "prism_aug.diffusion.cli:run_finetune_cli",
     "finetune-quality": "prism_aug.evaluation.generation_quality_cli:run_quality_cli",
+    "edit": "prism_aug.editing.cli:run_edit_cli",
 }
 
 
@@ -75,7 +80,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="prism-aug",
         description=__doc__.split("\n")[0],
-        epilog=f"LightningCLI commands: {', '.join(LIGHTNING_COMMANDS)} (each with --help).",
+        epilog=f"More commands: {', '.join(DELEGATED_COMMANDS)} (each with --help).",
     )
     commands = parser.add_subcommands()
     data = ArgumentParser(description="Records and the SynthCXR data set.")
@@ -118,20 +123,27 @@ def run_synthcxr(args: Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LIGHTNING_COMMANDS:
-        module, function = LIGHTNING_COMMANDS[argv[0]].split(":")
+    if argv and argv[0] in DELEGATED_COMMANDS:
+        module, function = DELEGATED_COMMANDS[argv[0]].split(":")
         # LightningCLI warns when it sees both its args and a command line; it gets only args.
         sys.argv = [f"prism-aug {argv[0]}"]
-        getattr(importlib.import_module(module), function)(argv[1:])
+        with _user_errors():
+            getattr(importlib.import_module(module), function)(argv[1:])
         return
     parser = build_parser()
     args = parser.parse_args(argv)
     runners = {"summary": run_summary, "synthcxr": run_synthcxr}
-    try:
+    with _user_errors():
         if args.subcommand == "data":
             runners[args.data.subcommand](args.data[args.data.subcommand])
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Bad input is the user's to fix: say what is wrong in one line, not a traceback."""
+    try:
+        yield
     except (ValueError, KeyError, OSError) as error:
-        # Bad input is the user's to fix: say what is wrong in one line, not a traceback.
         sys.exit(f"prism-aug: error: {error}")
 
 

@@ -36,6 +36,7 @@ from prism_aug.diffusion.loading import load_components
 from prism_aug.diffusion.loss import denoising_loss, denoising_target, loss_weights
 from prism_aug.diffusion.presets import PRESETS
 from prism_aug.diffusion.sampling import SYNTHCXR_FINDINGS, save_switch_grid
+from prism_aug.diffusion.tokenizer import prompt_ids
 
 LR_SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 ATTENTION_CHOICES: tuple[str, ...] = ("default", "plain")
@@ -212,13 +213,7 @@ class DiffusionFineTuner(L.LightningModule):
 
     def encode_text(self, captions: Sequence[str]) -> torch.Tensor:
         """Captions -> CLIP hidden states ``(B, 77, D)``; no graph when the encoder is frozen."""
-        ids = self.tokenizer(
-            list(captions),
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(self.device)
+        ids = prompt_ids(self.tokenizer, captions).to(self.device)
         with torch.set_grad_enabled(self.hparams.train_text_encoder and self.training):
             return self.text_encoder(ids)[0]
 

@@ -19,8 +19,10 @@ import gzip
 import importlib.util
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from transformers import CLIPTokenizer
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -122,3 +124,14 @@ def _load(folder: Path) -> CLIPTokenizer:
             "delete vocab.json and merges.txt there to rebuild them"
         )
     return tokenizer
+
+
+def prompt_ids(tokenizer: CLIPTokenizer, prompts: Sequence[str]) -> torch.Tensor:
+    """Token ids ``(B, 77)`` of prompts, padded and truncated to 77 as SD's encoder reads them."""
+    return tokenizer(
+        list(prompts),
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids

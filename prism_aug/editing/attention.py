@@ -1,0 +1,235 @@
+"""Prompt-to-Prompt attention control (Hertz et al. 2022) through diffusers attention processors.
+
+The editor runs every branch of an edit in one UNet call: a source branch (the image's own
+prompt, following its inversion) and target branches (the edited prompt, one per candidate).
+Each attention layer of the UNet gets a ``ControlledAttnProcessor``; it computes attention as
+diffusers' ``AttnProcessor`` does and lets the shared ``AttentionController`` change the
+probabilities of the conditional half of the batch (P2P leaves the unconditional half free):
+
+- cross-attention of a target, while ``step < cross_steps``: its tokens take the source's maps
+  through a token map (word replacement, or refinement with a token alignment), tokens without
+  a source counterpart keep their own, and the edited tokens are re-weighted;
+- self-attention of a target, while ``step < self_steps``: the source's maps (injection);
+- cross-attention maps of the edited words, summed over layers and steps, for the local blend.
+
+A layer and step with nothing to control or record runs SDPA instead of materialising the
+probabilities, so control costs only what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+
+from prism_aug.editing.token_maps import TokenMap
+
+
+@dataclass
+class BranchControl:
+    """What the controller does to each of the N branches of a batch (source or target).
+
+    Attributes:
+        source: ``(N,)`` index of each branch's source branch (its own index for a source).
+        token_map: ``(N, L, L)`` target token j's cross-attention is
+            ``sum_i source_maps[..., i] * token_map[n, i, j]``; identity for a source.
+        own_tokens: ``(N, L)`` 1 where a target token keeps its own cross-attention (it has
+            no counterpart in the source prompt), else 0.
+        token_weights: ``(N, L)`` factors on the cross-attention of each token (P2P's
+            re-weighting), applied while cross-attention is controlled; 1 leaves a token.
+        cross_steps: ``(N,)`` cross-attention is controlled at steps ``< cross_steps``.
+        self_steps: ``(N,)`` self-attention is injected from the source at steps
+            ``< self_steps``.
+        blend_tokens: ``(N, L)`` 1 for the tokens whose cross-attention maps make up the
+            branch's part of the local-blend mask (edited words), else 0.
+    """
+
+    source: torch.Tensor
+    token_map: torch.Tensor
+    own_tokens: torch.Tensor
+    token_weights: torch.Tensor
+    cross_steps: torch.Tensor
+    self_steps: torch.Tensor
+    blend_tokens: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.source.shape[0]
+
+    def to(self, device: torch.device | str) -> BranchControl:
+        return BranchControl(**{k: v.to(device) for k, v in vars(self).items()})
+
+    @staticmethod
+    def cat(parts: list[BranchControl]) -> BranchControl:
+        """Branches of several edits side by side; source indices are shifted to match."""
+        offsets = torch.tensor([0] + [len(p) for p in parts[:-1]]).cumsum(0)
+        fields = {k: torch.cat([getattr(p, k) for p in parts]) for k in vars(parts[0])}
+        fields["source"] = torch.cat([p.source + o for p, o in zip(parts, offsets, strict=True)])
+        return BranchControl(**fields)
+
+
+class AttentionController:
+    """Shared state of the P2P processors: the branches, the current step, the blend maps.
+
+    Args:
+        branches: per-branch control; the UNet batch is ``[uncond(N), cond(N)]`` for CFG or
+            ``cond(N)`` without.
+        latent_size: ``(h, w)`` of the latents: every layer's maps are resized to it before
+            they are summed for the local blend.
+        record_blend: sum the edited words' cross-attention maps (for ``blend_mask``).
+    """
+
+    def __init__(
+        self, branches: BranchControl, latent_size: tuple[int, int], record_blend: bool = True
+    ) -> None:
+        self.branches = branches
+        self.latent_size = latent_size
+        self.record_blend = record_blend
+        self.step = 0
+        # Python ints, so that deciding a layer's path never waits on the device.
+        self._cross_until = int(branches.cross_steps.max())
+        self._self_until = int(branches.self_steps.max())
+        self.blend_maps = torch.zeros(len(branches), *latent_size, device=branches.source.device)
+
+    def wants_probabilities(self, is_cross: bool) -> bool:
+        """Whether this step needs a layer's probabilities (else the processor runs SDPA)."""
+        if is_cross:
+            return self.record_blend or self.step < self._cross_until
+        return self.step < self._self_until
+
+    def __call__(self, probs: torch.Tensor, is_cross: bool, query_size: int) -> torch.Tensor:
+        """Controlled probabilities ``(B, heads, Lq, Lk)``; B is N or 2N (uncond first)."""
+        n = len(self.branches)
+        cond = probs[-n:]
+        if is_cross:
+            cond = self._cross(cond, query_size)
+        else:
+            active = (self.step < self.branches.self_steps).view(n, 1, 1, 1)
+            cond = torch.where(active, cond[self.branches.source], cond)
+        return torch.cat([probs[:-n], cond]) if probs.shape[0] > n else cond
+
+    def _cross(self, own: torch.Tensor, query_size: int) -> torch.Tensor:
+        b = self.branches
+        if self.record_blend:
+            self._record(own, query_size)
+        replaced = torch.einsum("nhqi,nij->nhqj", own[b.source], b.token_map.to(own.dtype))
+        keep = b.own_tokens.to(own.dtype)[:, None, None, :]
+        controlled = (replaced * (1 - keep) + own * keep) * b.token_weights.to(own.dtype)[
+            :, None, None, :
+        ]
+        active = (self.step < b.cross_steps).view(-1, 1, 1, 1)
+        return torch.where(active, controlled, own)
+
+    def _record(self, own: torch.Tensor, query_size: int) -> None:
+        """Add the maps of each branch's blend tokens, resized to the latents, to blend_maps."""
+        n, h, w = own.shape[0], *self.latent_size
+        side = round(
+            (query_size * w / h) ** 0.5
+        )  # query positions of a (h', w') = (q/side, side) map
+        words = torch.einsum("nhqj,nj->nq", own.float(), self.branches.blend_tokens.float())
+        maps = words.view(n, 1, query_size // side, side)
+        self.blend_maps += F.interpolate(maps, size=(h, w), mode="bilinear").squeeze(1)
+
+    def blend_mask(self, threshold: float, dilation: int = 1) -> torch.Tensor:
+        """P2P's local-blend mask of each target ``(N, 1, h, w)`` in {0, 1} (sources: 0).
+
+        A target's mask is the union of its own edited words' maps (words it adds) and its
+        source's (words it removes), each dilated by ``dilation`` latent pixels, normalised
+        by its maximum and thresholded.
+        """
+        maps = self.blend_maps.unsqueeze(1)
+        if dilation:
+            maps = F.max_pool2d(maps, 2 * dilation + 1, stride=1, padding=dilation)
+        peak = maps.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        masks = (maps / peak > threshold).float()
+        b = self.branches
+        is_target = b.source != torch.arange(len(b), device=b.source.device)
+        union = torch.maximum(masks, masks[b.source])
+        return union * is_target.view(-1, 1, 1, 1).float()
+
+
+class ControlledAttnProcessor:
+    """diffusers attention with the probabilities passed through an ``AttentionController``.
+
+    Equal to ``AttnProcessor`` (and to SDPA when nothing is controlled at the step) for the
+    attention blocks of ``UNet2DConditionModel``: no spatial or group norm, no residual.
+    """
+
+    def __init__(self, controller: AttentionController, is_cross: bool) -> None:
+        self.controller = controller
+        self.is_cross = is_cross
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: object,
+    ) -> torch.Tensor:
+        batch, length, _ = hidden_states.shape
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        heads = attn.heads
+        query = attn.to_q(hidden_states).view(batch, length, heads, -1).transpose(1, 2)
+        key = attn.to_k(context).view(batch, context.shape[1], heads, -1).transpose(1, 2)
+        value = attn.to_v(context).view(batch, context.shape[1], heads, -1).transpose(1, 2)
+        if self.controller.wants_probabilities(self.is_cross):
+            probs = (query @ key.transpose(-1, -2) * attn.scale).softmax(dim=-1)
+            probs = self.controller(probs, self.is_cross, length)
+            out = probs @ value
+        else:
+            out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
+        out = out.transpose(1, 2).reshape(batch, length, -1)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def control_attention(unet: torch.nn.Module, controller: AttentionController) -> dict:
+    """Install controlled processors on every attention layer; returns the old processors.
+
+    ``unet.set_attn_processor(old)`` restores the model (the editor does so when it ends).
+    """
+    old = dict(unet.attn_processors)
+    unet.set_attn_processor(
+        {
+            name: ControlledAttnProcessor(controller, name.endswith("attn2.processor"))
+            for name in old
+        }
+    )
+    return old
+
+
+def edit_branches(
+    token_map: TokenMap,
+    steps: int,
+    cross_replace: float,
+    self_replace: Sequence[float],
+    reweight: float,
+) -> BranchControl:
+    """The branches of one edit: its source, then one target per self-replace fraction.
+
+    Args:
+        token_map: how the target prompt's tokens relate to the source's.
+        steps: denoising steps of the edit.
+        cross_replace: fraction of the steps (from the start) whose cross-attention is
+            controlled (PRISM: 0.8).
+        self_replace: self-attention injection fractions, one target branch each (PRISM
+            sweeps 0.4..0.8).
+        reweight: factor on the cross-attention of the words the edit adds (PRISM: 2).
+    """
+    k, length = len(self_replace), token_map.matrix.shape[0]
+    n = k + 1
+
+    def stack(source_row: torch.Tensor, target_row: torch.Tensor) -> torch.Tensor:
+        return torch.stack([source_row, *[target_row] * k])
+
+    return BranchControl(
+        source=torch.zeros(n, dtype=torch.long),
+        token_map=stack(torch.eye(length), token_map.matrix),
+        own_tokens=stack(torch.ones(length), token_map.own),
+        token_weights=stack(torch.ones(length), 1 + (reweight - 1) * token_map.target_edited),
+        cross_steps=torch.tensor([0] + [round(cross_replace * steps)] * k),
+        self_steps=torch.tensor([0] + [round(f * steps) for f in self_replace]),
+        blend_tokens=stack(token_map.source_edited, token_map.target_edited),
+    )

@@ -1,0 +1,282 @@
+"""The batched counterfactual editor: inversion + Prompt-to-Prompt + local blend + keep mask.
+
+One ``Editor.edit`` call takes B images with their source and target prompts and returns K
+candidates per image, one per self-attention injection fraction (PRISM sweeps 0.4..0.8).
+Per chunk of images everything runs batched: the prompts are encoded once per distinct
+prompt, the inversion runs once per image, and each denoising step is one UNet call over
+every source and candidate branch (times two for guidance).
+
+Masks keep anatomy outside the edit: after each step a target follows its source outside the
+edit mask (P2P's local blend from the edited words' cross-attention, or a given mask, minus a
+keep mask), so with the ``direct`` inversion the latents there stay on the source's exact
+inversion; the decoded candidate is composited onto the source pixels through the same mask,
+so that the VAE's own reconstruction error is not added outside the edit either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from prism_aug.diffusion.codec import decode_latents, encode_images, encode_prompts
+from prism_aug.diffusion.components import SDComponents
+from prism_aug.diffusion.data import to_model_pixels
+from prism_aug.editing.attention import (
+    AttentionController,
+    BranchControl,
+    control_attention,
+    edit_branches,
+)
+from prism_aug.editing.denoiser import GuidedDenoiser
+from prism_aug.editing.inversion import NullTextSettings, invert
+from prism_aug.editing.token_maps import token_map
+
+AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class EditorSettings:
+    """How an edit is made; the defaults are PRISM's, with the direct inversion.
+
+    Attributes:
+        inversion: "direct" (default), "null_text" (PRISM), "negative_prompt" or "ddim".
+        steps: DDIM steps (PRISM: 50).
+        guidance: classifier-free guidance scale (PRISM: 7.5).
+        token_map: "refine" (words inserted or deleted, our edits) or "replace".
+        cross_replace: fraction of steps whose cross-attention comes from the source (0.8).
+        self_replace: self-attention injection fractions, one candidate each (0.4..0.8).
+        reweight: factor on the cross-attention of the words the edit adds (2).
+        blend_threshold: local-blend threshold on the normalised word maps (P2P: 0.3); None
+            turns the local blend off (then only a given edit mask constrains the edit).
+        blend_dilation: latent pixels the word maps are dilated by before thresholding.
+        blend_start: fraction of steps after which the blend is applied (P2P: 0.2).
+        null_text: null-text optimisation settings.
+        images_per_batch: images edited together (their branches share UNet calls).
+        autocast: "bf16" or "fp16" runs the UNet under autocast; None in its own dtype.
+    """
+
+    inversion: str = "direct"
+    steps: int = 50
+    guidance: float = 7.5
+    token_map: str = "refine"
+    cross_replace: float = 0.8
+    self_replace: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8)
+    reweight: float = 2.0
+    blend_threshold: float | None = 0.3
+    blend_dilation: int = 1
+    blend_start: float = 0.2
+    null_text: NullTextSettings = field(default_factory=NullTextSettings)
+    images_per_batch: int = 8
+    autocast: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.self_replace:
+            raise ValueError("self_replace needs at least one fraction (one candidate each)")
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(
+                f"autocast {self.autocast!r}: expected None or {list(AUTOCAST_DTYPES)}"
+            )
+
+
+@dataclass
+class EditedBatch:
+    """Candidates of B images, K per image.
+
+    Attributes:
+        candidates: uint8 ``(B, K, H, W)``.
+        masks: float ``(B, K, H, W)`` in [0, 1], where each candidate may differ from its
+            source (all ones when no mask constrained the edit).
+    """
+
+    candidates: np.ndarray
+    masks: np.ndarray
+
+
+class Editor:
+    """Counterfactual edits of radiographs with an SD model (see the module docstring).
+
+    Args:
+        components: the fine-tuned model; its scheduler sets the noise schedule.
+        settings: how edits are made.
+    """
+
+    def __init__(self, components: SDComponents, settings: EditorSettings | None = None) -> None:
+        self.components = components
+        self.settings = settings or EditorSettings()
+        dtype = AUTOCAST_DTYPES.get(self.settings.autocast or "")
+        self.denoiser = GuidedDenoiser(components.unet, dtype)
+
+    @property
+    def candidates_per_image(self) -> int:
+        return len(self.settings.self_replace)
+
+    def edit(
+        self,
+        images: np.ndarray,
+        source_prompts: Sequence[str],
+        target_prompts: Sequence[str],
+        edit_masks: np.ndarray | None = None,
+        keep_masks: np.ndarray | None = None,
+    ) -> EditedBatch:
+        """Edit uint8 images ``(B, H, W)`` from their source prompts to their targets.
+
+        Args:
+            images: the radiographs, at the model's resolution or resized to it.
+            source_prompts: each image's own caption.
+            target_prompts: each image's edited caption (the same caption: a null edit).
+            edit_masks: optional ``(B, H, W)`` regions the edit may change, replacing the
+                local blend's (a lung mask, SynthCXR's masks).
+            keep_masks: optional ``(B, H, W)`` regions that must not change.
+        """
+        n = len(images)
+        if not n == len(source_prompts) == len(target_prompts):
+            raise ValueError(
+                f"{n} images, {len(source_prompts)} source and {len(target_prompts)} target "
+                "prompts: give one of each per image"
+            )
+        chunks = []
+        step = self.settings.images_per_batch
+        for start in range(0, n, step):
+            part = slice(start, start + step)
+            chunks.append(
+                self._edit_chunk(
+                    images[part],
+                    source_prompts[part],
+                    target_prompts[part],
+                    None if edit_masks is None else edit_masks[part],
+                    None if keep_masks is None else keep_masks[part],
+                )
+            )
+        return EditedBatch(
+            np.concatenate([c.candidates for c in chunks]),
+            np.concatenate([c.masks for c in chunks]),
+        )
+
+    @torch.no_grad()
+    def _edit_chunk(
+        self,
+        images: np.ndarray,
+        source_prompts: Sequence[str],
+        target_prompts: Sequence[str],
+        edit_masks: np.ndarray | None,
+        keep_masks: np.ndarray | None,
+    ) -> EditedBatch:
+        s, c = self.settings, self.components
+        device = c.unet.device
+        b, k = len(images), self.candidates_per_image
+        distinct = sorted({"", *source_prompts, *target_prompts})
+        table = encode_prompts(c, distinct)
+        row = {prompt: i for i, prompt in enumerate(distinct)}
+
+        def embed(prompts: Sequence[str]) -> torch.Tensor:
+            return table[torch.tensor([row[p] for p in prompts], device=table.device)]
+
+        z0 = encode_images(c, images).to(device)
+        cond_src, null = embed(source_prompts), embed([""] * b)
+        with torch.enable_grad():  # null-text optimisation differentiates through the UNet
+            inverted = invert(
+                s.inversion,
+                self.denoiser,
+                c.scheduler,
+                z0,
+                cond_src,
+                null,
+                s.steps,
+                s.guidance,
+                s.null_text,
+            )
+
+        branches = BranchControl.cat(
+            [
+                edit_branches(
+                    token_map(c.tokenizer, src, tgt, s.token_map),
+                    s.steps,
+                    s.cross_replace,
+                    s.self_replace,
+                    s.reweight,
+                )
+                for src, tgt in zip(source_prompts, target_prompts, strict=True)
+            ]
+        ).to(device)
+        image_of = torch.arange(b, device=device).repeat_interleave(k + 1)  # (N,)
+        is_source = branches.source == torch.arange(len(branches), device=device)
+        prompts_of = [
+            p
+            for src, tgt in zip(source_prompts, target_prompts, strict=True)
+            for p in [src] + [tgt] * k
+        ]
+        cond = embed(prompts_of)
+
+        given = _latent_mask(edit_masks, z0.shape[-2:], device)
+        keep = _latent_mask(keep_masks, z0.shape[-2:], device)
+        controller = AttentionController(
+            branches, tuple(z0.shape[-2:]), record_blend=s.blend_threshold is not None
+        )
+        old_processors = control_attention(c.unet, controller)
+        blend_from = round(s.blend_start * s.steps)
+        mask = torch.ones(len(branches), 1, *z0.shape[-2:], device=device)
+        try:
+            x = inverted.trajectory[0][image_of]
+            for i, t in enumerate(c.scheduler.timesteps.tolist()):
+                controller.step = i
+                prediction = self.denoiser(x, t, cond, inverted.uncond[i][image_of], s.guidance)
+                x = c.scheduler.step(prediction, t, x).prev_sample
+                if inverted.pin_source:  # every branch takes its source's correction
+                    x = x + (inverted.trajectory[i + 1][image_of] - x[branches.source])
+                if i + 1 >= blend_from:
+                    mask = self._mask(controller, given, keep, image_of)
+                    x_src = x[branches.source]
+                    x = torch.where(is_source.view(-1, 1, 1, 1), x, x_src + mask * (x - x_src))
+        finally:
+            c.unet.set_attn_processor(old_processors)
+
+        decoded = decode_latents(c, x[~is_source])  # (B * K, H, W)
+        size = decoded.shape[-2:]
+        pixel_mask = F.interpolate(mask[~is_source], size=size, mode="bilinear").clamp(0, 1)
+        pixel_mask = pixel_mask[:, 0].cpu().numpy()
+        source_pixels = np.repeat(_at_size(images, size), k, axis=0).astype(np.float32)
+        composed = source_pixels * (1 - pixel_mask) + decoded.astype(np.float32) * pixel_mask
+        out = np.rint(composed).clip(0, 255).astype(np.uint8)
+        return EditedBatch(out.reshape(b, k, *size), pixel_mask.reshape(b, k, *size))
+
+    def _mask(
+        self,
+        controller: AttentionController,
+        given: torch.Tensor | None,
+        keep: torch.Tensor | None,
+        image_of: torch.Tensor,
+    ) -> torch.Tensor:
+        """Where each branch may differ from its source ``(N, 1, h, w)`` in [0, 1]."""
+        s = self.settings
+        if given is not None:
+            mask = given[image_of]
+        elif s.blend_threshold is not None:
+            mask = controller.blend_mask(s.blend_threshold, s.blend_dilation)
+        else:
+            mask = torch.ones(len(image_of), 1, *controller.latent_size, device=image_of.device)
+        if keep is not None:
+            mask = mask * (1 - keep[image_of])
+        return mask
+
+
+def _latent_mask(
+    masks: np.ndarray | None, latent_size: torch.Size, device: torch.device
+) -> torch.Tensor | None:
+    """Pixel masks ``(B, H, W)`` -> ``(B, 1, h, w)`` in {0, 1}: a latent pixel is in the mask
+    when any pixel it covers is."""
+    if masks is None:
+        return None
+    pixels = torch.as_tensor(np.asarray(masks, dtype=np.float32), device=device).unsqueeze(1)
+    return (F.adaptive_max_pool2d(pixels, tuple(latent_size)) > 0).float()
+
+
+def _at_size(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 images ``(B, H, W)`` at ``size``, resized as the model's inputs are."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    resized = torch.stack([to_model_pixels(image, size[0]) for image in images])[:, 0]
+    return ((resized + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()

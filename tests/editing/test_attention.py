@@ -1,0 +1,118 @@
+"""P2P attention control checked against its definitions (Hertz et al. 2022)."""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.attention_processor import AttnProcessor
+
+from prism_aug.editing.attention import (
+    AttentionController,
+    BranchControl,
+    control_attention,
+    edit_branches,
+)
+from prism_aug.editing.token_maps import TokenMap
+
+L = 6  # tokens in these hand-made examples
+
+
+def _branches(cross_steps: int, self_steps: int, blend: torch.Tensor | None = None):
+    """One source (branch 0) and one target (branch 1) whose token 4 is new, token 3 dropped."""
+    matrix = torch.eye(L)
+    matrix[3, 3] = 0.0
+    matrix[4, 4] = 0.0
+    own = torch.zeros(L)
+    own[4] = 1.0
+    added = torch.zeros(L)
+    added[4] = 1.0
+    removed = torch.zeros(L)
+    removed[3] = 1.0
+    tmap = TokenMap(matrix, own, removed, added)
+    b = edit_branches(
+        tmap, steps=10, cross_replace=cross_steps / 10, self_replace=[self_steps / 10], reweight=2.0
+    )
+    if blend is not None:
+        b.blend_tokens = blend
+    return b, tmap
+
+
+def _probs(n: int, q: int, k: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2 * n, 2, q, k, generator=g).softmax(-1)  # [uncond(n), cond(n)]
+
+
+def test_cross_attention_replacement_refinement_and_reweighting() -> None:
+    branches, tmap = _branches(cross_steps=4, self_steps=0)
+    controller = AttentionController(branches, (4, 4), record_blend=False)
+    probs = _probs(2, 16, L)
+    controller.step = 3
+    out = controller(probs.clone(), is_cross=True, query_size=16)
+    src, own = probs[2], probs[3]
+    replaced = torch.einsum("hqi,ij->hqj", src, tmap.matrix)
+    expected = (replaced * (1 - tmap.own) + own * tmap.own) * (1 + tmap.target_edited)
+    assert torch.allclose(out[3], expected)
+    assert torch.equal(out[:3], probs[:3])  # unconditional half and the source: untouched
+    assert out[3, ..., 3].abs().max() == 0  # the dropped token gets no attention
+    controller.step = 4  # past cross_replace: the target's own maps, not re-weighted
+    assert torch.equal(controller(probs.clone(), is_cross=True, query_size=16), probs)
+
+
+def test_self_attention_injection_copies_the_source_maps_for_its_steps() -> None:
+    branches, _ = _branches(cross_steps=0, self_steps=5)
+    controller = AttentionController(branches, (4, 4), record_blend=False)
+    probs = _probs(2, 16, 16)
+    controller.step = 4
+    out = controller(probs.clone(), is_cross=False, query_size=16)
+    assert torch.equal(out[3], probs[2]) and torch.equal(out[:3], probs[:3])
+    controller.step = 5
+    assert torch.equal(controller(probs.clone(), is_cross=False, query_size=16), probs)
+
+
+def test_local_blend_mask_is_where_the_edited_words_attend() -> None:
+    blend = torch.zeros(2, L)
+    blend[0, 3] = 1.0  # the source's removed word
+    branches, _ = _branches(cross_steps=10, self_steps=0, blend=blend)
+    controller = AttentionController(branches, (8, 8), record_blend=True)
+    probs = torch.full((4, 2, 16, L), 1.0 / L)
+    region = torch.zeros(4, 4)
+    region[:2, :2] = 1.0  # the word attends to the top-left quarter of a 4 x 4 map
+    probs[..., 3] = region.flatten() * 0.9
+    controller(probs, is_cross=True, query_size=16)
+    mask = controller.blend_mask(threshold=0.5, dilation=0)
+    assert mask.shape == (2, 1, 8, 8)
+    assert mask[0].sum() == 0  # a source is never blended
+    assert (
+        mask[1, 0, :3, :3].min() == 1
+        and mask[1, 0, 5:, :].max() == 0
+        and mask[1, 0, :, 5:].max() == 0
+    )
+
+
+def test_processors_without_control_equal_diffusers_attention(small_model) -> None:
+    unet = small_model.unet
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 16, 16, generator=g)
+    text = torch.randn(2, 77, 32, generator=g)
+    unet.set_attn_processor(AttnProcessor())
+    with torch.no_grad():
+        reference = unet(x, 500, encoder_hidden_states=text).sample
+    branches = BranchControl.cat([_branches(cross_steps=0, self_steps=0)[0]])
+    branches.token_map = torch.eye(77).expand(2, 77, 77)
+    branches.own_tokens = torch.zeros(2, 77)
+    branches.token_weights = torch.ones(2, 77)
+    branches.blend_tokens = torch.zeros(2, 77)
+    for record in (False, True):  # SDPA path, then the explicit-probabilities path
+        controller = AttentionController(branches, (16, 16), record_blend=record)
+        old = control_attention(unet, controller)
+        with torch.no_grad():
+            controlled = unet(x, 500, encoder_hidden_states=text).sample
+        unet.set_attn_processor(old)
+        assert torch.allclose(controlled, reference, atol=1e-5)
+    assert all(isinstance(p, AttnProcessor) for p in unet.attn_processors.values())
+
+
+def test_cat_shifts_source_indices() -> None:
+    one, _ = _branches(cross_steps=2, self_steps=2)
+    both = BranchControl.cat([one, one])
+    assert both.source.tolist() == [0, 0, 2, 2]
+    assert len(both) == 4

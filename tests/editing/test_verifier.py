@@ -1,0 +1,77 @@
+"""The verifier's accept and reject paths, with a classifier whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from prism_aug.data.prompts import EditSpec
+from prism_aug.editing.verifier import Verifier, judged_attribute, may_change
+
+
+class QuadrantClassifier:
+    """Sees Support Devices in the top-left quadrant, Pleural Effusion in the bottom half."""
+
+    attributes = ("Support Devices", "Pleural Effusion", "Cardiomegaly")
+
+    def predict_proba(self, images: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(images, dtype=torch.float32) / 255
+        devices = x[:, :8, :8].mean((1, 2))
+        effusion = x[:, 16:, :].mean((1, 2))
+        return torch.stack([devices, effusion, torch.full_like(devices, 0.9)], dim=1)
+
+
+def _image(devices: bool, effusion: bool, grey: int = 100) -> np.ndarray:
+    image = np.full((32, 32), grey, dtype=np.uint8)
+    image[:8, :8] = 230 if devices else 20
+    image[16:, :] = 230 if effusion else 20
+    return image
+
+
+REMOVE = EditSpec.parse("remove:Support Devices")
+
+
+def test_the_passing_candidate_with_the_smallest_change_is_chosen() -> None:
+    source = _image(devices=True, effusion=True)
+    candidates = np.stack(
+        [
+            _image(devices=True, effusion=True),  # no flip
+            _image(devices=False, effusion=True, grey=140),  # flips, but changes more
+            _image(devices=False, effusion=True),  # flips, minimal
+            _image(devices=False, effusion=False),  # flips, and loses the effusion
+        ]
+    )
+    (verdict,) = Verifier(QuadrantClassifier()).judge(source[None], candidates[None], [REMOVE])
+    assert verdict.accepted and verdict.chosen == 2
+    assert verdict.passed == (False, True, True, False)
+    assert verdict.reason == ""
+    assert verdict.source_scores["Support Devices"] > 0.5
+    assert verdict.candidate_scores[2]["Support Devices"] < 0.5
+
+
+def test_rejections_say_why() -> None:
+    source = _image(devices=True, effusion=True)
+    unchanged = np.stack([source, source])
+    collateral = np.stack([_image(devices=False, effusion=False)] * 2)
+    verdicts = Verifier(QuadrantClassifier()).judge(
+        np.stack([source, source]), np.stack([unchanged, collateral]), [REMOVE, REMOVE]
+    )
+    assert [v.chosen for v in verdicts] == [-1, -1]
+    assert verdicts[0].reason.startswith("no candidate lost Support Devices (best p=")
+    assert verdicts[1].reason == (
+        "every candidate that flipped Support Devices also changed ['Pleural Effusion']"
+    )
+
+
+def test_attributes_an_edit_may_change() -> None:
+    assert judged_attribute(EditSpec.parse("add:Pacemaker"), QuadrantClassifier.attributes) == (
+        "Support Devices"
+    )
+    assert "Central Line" in may_change(REMOVE)
+    assert may_change(EditSpec.parse("remove:Pleural Effusion")) == {
+        "Pleural Effusion",
+        "No Finding",
+    }
+    with pytest.raises(ValueError, match="cannot judge add:Edema"):
+        judged_attribute(EditSpec.parse("add:Edema"), QuadrantClassifier.attributes)
