@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 
+from prism_aug.editing.masks import threshold_maps
 from prism_aug.editing.token_maps import TokenMap
 
 
@@ -136,18 +137,12 @@ class AttentionController:
         """P2P's local-blend mask of each target ``(N, 1, h, w)`` in {0, 1} (sources: 0).
 
         A target's mask is the union of its own edited words' maps (words it adds) and its
-        source's (words it removes), each dilated by ``dilation`` latent pixels, normalised
-        by its maximum and thresholded.
+        source's (words it removes), each thresholded by ``masks.threshold_maps``.
         """
-        maps = self.blend_maps.unsqueeze(1)
-        if dilation:
-            maps = F.max_pool2d(maps, 2 * dilation + 1, stride=1, padding=dilation)
-        peak = maps.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        masks = (maps / peak > threshold).float()
         b = self.branches
+        masks = threshold_maps(self.blend_maps, threshold, dilation)
         is_target = b.source != torch.arange(len(b), device=b.source.device)
-        union = torch.maximum(masks, masks[b.source])
-        return union * is_target.view(-1, 1, 1, 1).float()
+        return torch.maximum(masks, masks[b.source]) * is_target.view(-1, 1, 1, 1).float()
 
 
 class ControlledAttnProcessor:

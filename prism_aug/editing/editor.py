@@ -33,6 +33,7 @@ from prism_aug.editing.attention import (
 )
 from prism_aug.editing.denoiser import GuidedDenoiser
 from prism_aug.editing.inversion import NullTextSettings, invert
+from prism_aug.editing.masks import BLENDS, PredictionDifference, latent_mask, threshold_maps
 from prism_aug.editing.token_maps import token_map
 
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -50,9 +51,11 @@ class EditorSettings:
         cross_replace: fraction of steps whose cross-attention comes from the source (0.8).
         self_replace: self-attention injection fractions, one candidate each (0.4..0.8).
         reweight: factor on the cross-attention of the words the edit adds (2).
-        blend_threshold: local-blend threshold on the normalised word maps (P2P: 0.3); None
-            turns the local blend off (then only a given edit mask constrains the edit).
-        blend_dilation: latent pixels the word maps are dilated by before thresholding.
+        blend: where the local-blend mask comes from (``masks``): "attention" (P2P: the
+            edited words' cross-attention), "prediction" (where the target's prediction
+            departs from the source's), or "none" (only a given edit mask constrains).
+        blend_threshold: threshold on the evidence rescaled to [0, 1] (P2P: 0.3).
+        blend_dilation: latent pixels the evidence is dilated by before thresholding.
         blend_start: fraction of steps after which the blend is applied (P2P: 0.2).
         null_text: null-text optimisation settings.
         images_per_batch: images edited together (their branches share UNet calls).
@@ -66,7 +69,8 @@ class EditorSettings:
     cross_replace: float = 0.8
     self_replace: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8)
     reweight: float = 2.0
-    blend_threshold: float | None = 0.3
+    blend: str = "attention"
+    blend_threshold: float = 0.3
     blend_dilation: int = 1
     blend_start: float = 0.2
     null_text: NullTextSettings = field(default_factory=NullTextSettings)
@@ -76,6 +80,8 @@ class EditorSettings:
     def __post_init__(self) -> None:
         if not self.self_replace:
             raise ValueError("self_replace needs at least one fraction (one candidate each)")
+        if self.blend not in BLENDS:
+            raise ValueError(f"unknown blend {self.blend!r}; expected one of {BLENDS}")
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise ValueError(
                 f"autocast {self.autocast!r}: expected None or {list(AUTOCAST_DTYPES)}"
@@ -211,11 +217,13 @@ class Editor:
         ]
         cond = embed(prompts_of)
 
-        given = _latent_mask(edit_masks, z0.shape[-2:], device)
-        keep = _latent_mask(keep_masks, z0.shape[-2:], device)
+        latent_size = tuple(z0.shape[-2:])
+        given = latent_mask(edit_masks, latent_size, device)
+        keep = latent_mask(keep_masks, latent_size, device)
         controller = AttentionController(
-            branches, tuple(z0.shape[-2:]), record_blend=s.blend_threshold is not None
+            branches, latent_size, record_blend=s.blend == "attention" and given is None
         )
+        difference = PredictionDifference(branches.source)
         old_processors = control_attention(c.unet, controller)
         blend_from = round(s.blend_start * s.steps)
         mask = torch.ones(len(branches), 1, *z0.shape[-2:], device=device)
@@ -224,11 +232,13 @@ class Editor:
             for i, t in enumerate(c.scheduler.timesteps.tolist()):
                 controller.step = i
                 prediction = self.denoiser(x, t, cond, inverted.uncond[i][image_of], s.guidance)
+                if s.blend == "prediction" and given is None:
+                    difference.add(prediction)
                 x = c.scheduler.step(prediction, t, x).prev_sample
                 if inverted.pin_source:  # every branch takes its source's correction
                     x = x + (inverted.trajectory[i + 1][image_of] - x[branches.source])
                 if i + 1 >= blend_from:
-                    mask = self._mask(controller, given, keep, image_of)
+                    mask = self._mask(controller, difference, given, keep, image_of)
                     x_src = x[branches.source]
                     x = torch.where(is_source.view(-1, 1, 1, 1), x, x_src + mask * (x - x_src))
         finally:
@@ -246,6 +256,7 @@ class Editor:
     def _mask(
         self,
         controller: AttentionController,
+        difference: PredictionDifference,
         given: torch.Tensor | None,
         keep: torch.Tensor | None,
         image_of: torch.Tensor,
@@ -254,24 +265,15 @@ class Editor:
         s = self.settings
         if given is not None:
             mask = given[image_of]
-        elif s.blend_threshold is not None:
+        elif s.blend == "attention":
             mask = controller.blend_mask(s.blend_threshold, s.blend_dilation)
+        elif s.blend == "prediction":
+            mask = threshold_maps(difference.maps, s.blend_threshold, s.blend_dilation)
         else:
             mask = torch.ones(len(image_of), 1, *controller.latent_size, device=image_of.device)
         if keep is not None:
             mask = mask * (1 - keep[image_of])
         return mask
-
-
-def _latent_mask(
-    masks: np.ndarray | None, latent_size: torch.Size, device: torch.device
-) -> torch.Tensor | None:
-    """Pixel masks ``(B, H, W)`` -> ``(B, 1, h, w)`` in {0, 1}: a latent pixel is in the mask
-    when any pixel it covers is."""
-    if masks is None:
-        return None
-    pixels = torch.as_tensor(np.asarray(masks, dtype=np.float32), device=device).unsqueeze(1)
-    return (F.adaptive_max_pool2d(pixels, tuple(latent_size)) > 0).float()
 
 
 def _at_size(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:

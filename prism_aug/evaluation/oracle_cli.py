@@ -7,7 +7,9 @@
 fit, validate and test are a LightningCLI. fit trains on fresh renders and, through the
 ExportOracle callback in the config, writes the oracle folder that
 :func:`prism_aug.evaluation.load_oracle` reads. report prints the markdown table of
-:func:`prism_aug.evaluation.oracle_report` (per attribute, and the hard cases) for a folder.
+:func:`prism_aug.evaluation.oracle_report` (per attribute, and the hard cases) for a folder,
+then the judge check of :mod:`prism_aug.evaluation.judge_check` (recall on pieces of devices
+and the faintest findings, which must reach 95% before the oracle judges edits).
 On a CPU shared with other jobs, OMP_NUM_THREADS=1 trains several times faster.
 """
 
@@ -23,6 +25,7 @@ SUBCOMMANDS: tuple[str, ...] = ("fit", "validate", "test", "report")
 
 def _report(args: list[str]) -> None:
     from prism_aug.data.records import read_chexpert
+    from prism_aug.evaluation.judge_check import REQUIRED_RECALL, judge_check
     from prism_aug.evaluation.oracle import load_oracle
     from prism_aug.evaluation.oracle_report import oracle_report, to_markdown
 
@@ -30,9 +33,16 @@ def _report(args: list[str]) -> None:
     parser.add_argument("--oracle", type=Path, default=Path("outputs/models/oracle"))
     parser.add_argument("--csv", type=Path, default=Path("data/synthcxr/test.csv"))
     parser.add_argument("--threshold", type=float, default=0.5, help="present at or above")
+    parser.add_argument(
+        "--judge_check", type=int, default=200, help="patients per hard case; 0 skips the check"
+    )
     cfg = parser.parse_args(args)
-    table = oracle_report(load_oracle(cfg.oracle), read_chexpert(cfg.csv), cfg.threshold)
-    print(to_markdown(table))
+    oracle = load_oracle(cfg.oracle)
+    print(to_markdown(oracle_report(oracle, read_chexpert(cfg.csv), cfg.threshold)))
+    if cfg.judge_check:
+        check = judge_check(oracle, cfg.judge_check, cfg.threshold)
+        print(f"\nJudge check (recall >= {REQUIRED_RECALL} on each hard case):\n")
+        print(to_markdown(check))
 
 
 def run_oracle_cli(args: list[str]) -> None:

@@ -83,7 +83,7 @@ def images_to_tensor(images: np.ndarray | torch.Tensor, size: int) -> torch.Tens
     return x
 
 
-def _part_of(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def device_piece(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random box-shaped piece of ``mask`` ((S, S) bool) big enough to recognise."""
     ys, xs = np.nonzero(mask)
     need = max(MIN_PART_SHARE * len(ys), MIN_PART_PIXELS)
@@ -166,7 +166,7 @@ class OracleRenders(Dataset):
         if devices and rng.random() < self.p_partial:
             device = devices[rng.integers(len(devices))]
             without = render(patient, findings, [d for d in devices if d != device], self.size)
-            image = np.where(_part_of(full.masks[device], rng), full.image, without.image)
+            image = np.where(device_piece(full.masks[device], rng), full.image, without.image)
         return image, label_vector(findings, devices)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

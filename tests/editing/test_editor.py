@@ -66,7 +66,7 @@ def test_null_text_and_negative_prompt_undo_the_guidance_drift(small_model, radi
 @pytest.mark.parametrize("model_name", ["small_model", "epsilon_model"])
 def test_direct_inversion_null_edit_reconstructs_the_vae_image(model_name, request, radiographs):
     small_model = request.getfixturevalue(model_name)  # zero-SNR v-prediction, SD v1's epsilon
-    out = _edit(small_model, radiographs, prompts=(REMOVE_DEVICES[0],) * 2, blend_threshold=None)
+    out = _edit(small_model, radiographs, prompts=(REMOVE_DEVICES[0],) * 2, blend="none")
     vae_image = decode_latents(small_model, encode_images(small_model, radiographs))
     assert out.candidates.shape == (3, 2, 32, 32)
     gap = np.abs(out.candidates.astype(int) - vae_image[:, None].astype(int))
@@ -75,7 +75,7 @@ def test_direct_inversion_null_edit_reconstructs_the_vae_image(model_name, reque
         small_model,
         radiographs,
         prompts=(REMOVE_DEVICES[0],) * 2,
-        blend_threshold=None,
+        blend="none",
         inversion="ddim",
     )
     assert np.abs(drifted.candidates.astype(int) - vae_image[:, None].astype(int)).mean() > 1
@@ -97,7 +97,7 @@ def test_outside_the_edit_mask_the_source_pixels_are_kept(small_model, radiograp
 
 def test_keep_mask_wins_over_the_edit_mask(small_model, radiographs):
     keep = np.ones((3, 32, 32), dtype=bool)
-    editor = Editor(small_model, EditorSettings(**FAST, blend_threshold=None))
+    editor = Editor(small_model, EditorSettings(**FAST, blend="none"))
     out = editor.edit(
         radiographs, [REMOVE_DEVICES[0]] * 3, [REMOVE_DEVICES[1]] * 3, keep_masks=keep
     )
