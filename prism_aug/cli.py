@@ -9,6 +9,7 @@
     prism-aug finetune-quality --model outputs/models/synthcxr_tiny --oracle outputs/models/oracle
     prism-aug edit --model outputs/models/synthcxr_tiny --input data/synthcxr/test.csv \
         --edit "remove:Support Devices" --out outputs/edits --oracle outputs/models/oracle
+    prism-aug evaluate-edits --model outputs/models/synthcxr_tiny --n 200 --out outputs/table1
 
 Subcommands import their modules only when they run, so that ``data summary`` starts in a
 fraction of a second on a machine where importing torch takes several.
@@ -35,6 +36,7 @@ DELEGATED_COMMANDS: dict[str, str] = {
     "finetune": "prism_aug.diffusion.cli:run_finetune_cli",
     "finetune-quality": "prism_aug.evaluation.generation_quality_cli:run_quality_cli",
     "edit": "prism_aug.editing.cli:run_edit_cli",
+    "evaluate-edits": "prism_aug.evaluation.edit_evaluation:run_evaluate_edits_cli",
 }
 
 

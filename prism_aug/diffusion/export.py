@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
 from prism_aug.diffusion.components import SDComponents
 
+Pipeline = TypeVar("Pipeline", bound=DiffusionPipeline)
 
-def to_pipeline(components: SDComponents) -> StableDiffusionPipeline:
-    """A StableDiffusionPipeline over the components (shared, not copied).
+
+def to_pipeline(
+    components: SDComponents,
+    pipeline_class: type[Pipeline] = StableDiffusionPipeline,
+    **extra: Any,
+) -> Pipeline:
+    """A Stable Diffusion pipeline over the components (shared, not copied).
 
     No safety checker or feature extractor: the images are radiographs, and SD's NSFW
     checker (a CLIP ViT-L/14 vision tower) would only blank out false positives.
+
+    Args:
+        components: the model.
+        pipeline_class: StableDiffusionPipeline, or another SD 1.x pipeline of diffusers
+            (image-to-image, DiffEdit, LEdits++).
+        **extra: further components the class needs (DiffEdit's ``inverse_scheduler``).
     """
-    return StableDiffusionPipeline(
+    return pipeline_class(
+        **extra,
         vae=components.vae,
         text_encoder=components.text_encoder,
         tokenizer=components.tokenizer,

@@ -109,7 +109,8 @@ def run_edit_cli(args: list[str]) -> None:
     """Run ``prism-aug edit`` on ``args``."""
     from prism_aug.diffusion.loading import load_components
 
-    cfg = _parser().parse_args(args)
+    parser = _parser()
+    cfg = parser.instantiate_classes(parser.parse_args(args))
     spec = EditSpec.parse(cfg.edit)
     jobs, skipped = read_jobs(cfg.input, cfg.labels, spec, cfg.limit)
     for line in skipped:

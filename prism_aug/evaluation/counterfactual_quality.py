@@ -4,8 +4,9 @@ An edit touches 2-6% of the pixels, so whole-image distances flatter doing nothi
 unedited source already scores SSIM 0.9 to the ground truth). Every number here is therefore
 taken where it means something, and printed beside reference rows:
 
-- effectiveness: the oracle sees the edited attribute flipped (flip rate, mean probability
-  shift towards the target, PRISM's prediction gain |p(x) - p(x_cf)|); for removals, the share
+- effectiveness: the oracle sees the edited attribute flip from the source's state to the
+  target's (flip rate; a source it misjudges counts as a failure), the mean probability shift
+  towards the target, PRISM's prediction gain |p(x) - p(x_cf)|; for removals, the share
   of the true change recovered inside the ground-truth change mask M,
   ``1 - L1(x_cf, x_gt) / L1(x_src, x_gt)`` (0 for doing nothing, 1 for the ground truth);
 - preservation: PSNR and SSIM to the source outside M dilated by ``DILATION`` px (the editor
@@ -126,7 +127,8 @@ def edit_metrics(
     p_src = oracle.predict_proba(e.sources).float().numpy()
     p_cf = oracle.predict_proba(e.counterfactuals).float().numpy()
     wanted = e.edit.action == "add"
-    flipped = (p_cf[:, target] >= 0.5) == wanted
+    # A flip: the oracle saw the source as it was and sees the counterfactual as edited.
+    flipped = ((p_src[:, target] >= 0.5) != wanted) & ((p_cf[:, target] >= 0.5) == wanted)
     sign = 1.0 if wanted else -1.0
     kept = ((p_cf[:, others] >= 0.5) == (p_src[:, others] >= 0.5)).all(axis=1)
     outside = ~dilate(e.masks, DILATION)
