@@ -25,7 +25,7 @@ def _quality_parser() -> ArgumentParser:
     parser.add_argument("--real_csv", type=str, default="data/synthcxr_finetune/test.csv")
     parser.add_argument("--samples_per_condition", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps")
-    parser.add_argument("--guidance", type=float, default=3.0, help="guidance scale")
+    parser.add_argument("--guidance", type=float, default=7.5, help="guidance scale (PRISM: 7.5)")
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("outputs/quality/synthcxr_tiny.json"))
     return parser
