@@ -1,10 +1,10 @@
 """Table 1: every editing method on SynthCXR edits with ground truth, scored alike.
 
-    prism-aug evaluate-edits --model outputs/models/synthcxr_tiny \
-        --oracle outputs/models/oracle --csv data/synthcxr/test.csv --n 200 --out outputs/table1
+    prism-aug evaluate-edits --config configs/edit/synthcxr_tiny.yaml --n 200 --out outputs/table1
 
 For each edit (remove and add of Support Devices and of Pleural Effusion) the first ``n``
-test records it applies to are edited by each method; SynthCXR renders their true
+test records it applies to are edited by each method (PRISM's and DDIM's rows with P2P's
+local blend, "ours" with ``--settings``); SynthCXR renders their true
 counterfactuals from the records' seeds. Editor methods return a candidate per
 self-attention fraction and the verifier (the oracle) picks one; a rejected edit keeps the
 middle candidate, so it counts against effectiveness, and "accepted" says how often that was.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from jsonargparse import ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentParser
 from PIL import Image
 
 from prism_aug.data.prompts import EditSpec, edit_prompts
@@ -63,10 +63,11 @@ def editing_methods(
         return lambda images, src, tgt, edits: method.edit(images, src, tgt)
 
     steps, guidance = settings.steps, settings.guidance
+    p2p = {"blend": "attention", "blend_threshold": 0.3}  # P2P's local blend
     methods: dict[str, Method] = {
-        "PRISM (null-text + P2P)": editor(inversion="null_text", blend="attention"),
-        "ours (direct + P2P, prediction blend)": editor(inversion="direct", blend="prediction"),
-        "DDIM + P2P": editor(inversion="ddim", blend="attention"),
+        "PRISM (null-text + P2P)": editor(inversion="null_text", **p2p),
+        f"ours ({settings.inversion} + P2P, {settings.blend} blend)": editor(),
+        "DDIM + P2P": editor(inversion="ddim", **p2p),
     }
     for strength in strengths:
         methods[f"SDEdit {strength:g}"] = baseline(SDEdit(components, strength, steps, guidance))
@@ -187,6 +188,7 @@ def evaluate_edits(
 
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog="prism-aug evaluate-edits", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile)
     parser.add_argument("--model", type=str, default="outputs/models/synthcxr_tiny")
     parser.add_argument("--oracle", type=Path, default=Path("outputs/models/oracle"))
     parser.add_argument("--csv", type=Path, default=Path("data/synthcxr/test.csv"))

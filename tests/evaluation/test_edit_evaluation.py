@@ -50,6 +50,8 @@ def test_table1_rows_and_files(tmp_path) -> None:
             "[0.5]",
             "--settings.steps",
             "3",
+            "--settings.blend",
+            "prediction",
             "--settings.self_replace",
             "[0.4, 0.8]",
         ]
