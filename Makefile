@@ -9,7 +9,8 @@ SYNTHCXR_CONFIG := configs/data/synthcxr.yaml
 # A renderer change makes the rendered folders stale.
 RENDERER := $(wildcard prism_aug/data/synthcxr/*.py)
 
-.PHONY: install test lint format data augment bench calibrate finetune finetune-quality oracle clean
+.PHONY: install test lint format data augment bench bench-editor calibrate finetune \
+	finetune-quality oracle table1 clean
 
 install: $(VENV)/.installed
 
@@ -76,6 +77,13 @@ oracle: $(ORACLE)
 finetune-quality: $(TINY_MODEL) $(ORACLE)
 	$(BIN)/prism-aug finetune-quality --model outputs/models/synthcxr_tiny \
 		--oracle outputs/models/oracle
+
+# Table 1 of the editor issue: every editing method on SynthCXR edits with ground truth.
+table1: $(TINY_MODEL) $(ORACLE)
+	$(BIN)/prism-aug evaluate-edits --config configs/edit/synthcxr_tiny.yaml --out outputs/table1
+
+bench-editor: $(TINY_MODEL)
+	$(BIN)/python benchmarks/bench_editor.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_synthcxr.py
