@@ -127,6 +127,12 @@ class EditSpec:
         edited = dict(labels)
         if not self.is_device:
             edited[self.attribute] = 1.0 if self.action == "add" else 0.0
+            if (
+                self.attribute == SUPPORT_DEVICES
+                and self.action == "remove"
+                and (DEVICE_TYPES in edited)
+            ):
+                edited[DEVICE_TYPES] = ""  # no device is left of any type
             return edited
         devices = [d for d in device_list(labels[DEVICE_TYPES]) if d != self.attribute]
         if self.action == "add":

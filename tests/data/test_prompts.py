@@ -111,3 +111,5 @@ def test_device_edits_flip_support_devices_when_any_device_changes() -> None:
     assert added.edited_labels(none)["Devices"] == "ECG Leads"
     assert added.edited_labels(one)["Devices"] == ";".join(["Pacemaker", "ECG Leads"])
     assert set(DEVICES) <= set(ATTRIBUTES)
+    cleared = EditSpec.parse("remove:Support Devices").edited_labels(two)
+    assert (cleared["Support Devices"], cleared["Devices"]) == (0.0, "")
