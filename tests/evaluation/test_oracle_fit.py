@@ -97,7 +97,10 @@ def test_cli_fits_tests_and_reports_the_shrunk_default_config(data_dir, tmp_path
     assert oracle.network.model_name == "test_resnet"
     assert np.isfinite(oracle.predict_proba(np.zeros((1, 64, 64), np.uint8)).numpy()).all()
     run_oracle_cli(["test", f"--config={CONFIG}", *shrink])
-    run_oracle_cli(["report", f"--oracle={tmp_path / 'oracle'}", f"--csv={data_dir / 'test.csv'}"])
-    assert "| Pleural Effusion (smallest 20%) |" in capsys.readouterr().out
+    report = [f"--oracle={tmp_path / 'oracle'}", f"--csv={data_dir / 'test.csv'}"]
+    run_oracle_cli(["report", *report, "--judge_check=2"])
+    printed = capsys.readouterr().out
+    assert "| Pleural Effusion (smallest 20%) |" in printed
+    assert "| Central Line (piece) | Central Line | 2 |" in printed  # the judge check
     with pytest.raises(SystemExit, match="fit, validate, test, report"):
         run_oracle_cli(["predict"])
