@@ -114,8 +114,8 @@ def null_text_optimisation(
             active = active * (per_image.detach() >= settings.early_stop)
             if not active.any():
                 break
-            optimizer.zero_grad(set_to_none=True)
-            (per_image * active).sum().backward()
+            # Only the embedding's gradient: no weight gradients computed or left on the UNet.
+            (uncond.grad,) = torch.autograd.grad((per_image * active).sum(), [uncond])
             optimizer.step()
         uncond = uncond.detach()
         found.append(uncond)
