@@ -10,6 +10,7 @@
     prism-aug edit --model outputs/models/synthcxr_tiny --input data/synthcxr/test.csv \
         --edit "remove:Support Devices" --out outputs/edits --oracle outputs/models/oracle
     prism-aug evaluate-edits --model outputs/models/synthcxr_tiny --n 200 --out outputs/table1
+    prism-aug augment --config configs/augment/synthcxr_tiny.yaml [--trainer.devices 2]
 
 Subcommands import their modules only when they run, so that ``data summary`` starts in a
 fraction of a second on a machine where importing torch takes several.
@@ -21,6 +22,7 @@ import contextlib
 import importlib
 import json
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -37,6 +39,7 @@ DELEGATED_COMMANDS: dict[str, str] = {
     "finetune-quality": "prism_aug.evaluation.generation_quality_cli:run_quality_cli",
     "edit": "prism_aug.editing.cli:run_edit_cli",
     "evaluate-edits": "prism_aug.evaluation.edit_evaluation:run_evaluate_edits_cli",
+    "augment": "prism_aug.augment.cli:run_augment_cli",
 }
 
 
@@ -127,9 +130,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED_COMMANDS:
         module, function = DELEGATED_COMMANDS[argv[0]].split(":")
-        # LightningCLI warns when it sees both its args and a command line; it gets only args.
-        sys.argv = [f"prism-aug {argv[0]}"]
-        with _user_errors():
+        # sys.argv stays whole: Lightning's DDP launcher reruns it once per rank. LightningCLI
+        # then warns that it was given args beside a command line, which is intended here.
+        with _user_errors(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
             getattr(importlib.import_module(module), function)(argv[1:])
         return
     parser = build_parser()

@@ -81,7 +81,9 @@ def attribute_values(records: pd.DataFrame, attribute: str) -> np.ndarray:
     return np.where(cells.isna().to_numpy(), np.nan, equal)
 
 
-def _groups(records: pd.DataFrame, target: str, attribute: str) -> tuple[np.ndarray, np.ndarray]:
+def group_arrays(
+    records: pd.DataFrame, target: str, attribute: str
+) -> tuple[np.ndarray, np.ndarray]:
     """y and a as int8 arrays, with -1 wherever either is not 0 or 1 (excluded rows)."""
     check_finding(target)
     y = records[target].to_numpy(dtype=np.float64)
@@ -98,7 +100,7 @@ def _count(y: np.ndarray, a: np.ndarray) -> dict[str, int]:
 
 def group_counts(records: pd.DataFrame, target: str, attribute: str) -> dict[str, int]:
     """Rows per group {"y=1,a=1", "y=1,a=0", "y=0,a=1", "y=0,a=0"} plus "excluded"."""
-    return _count(*_groups(records, target, attribute))
+    return _count(*group_arrays(records, target, attribute))
 
 
 def _rate(name: str, rate: float | Fraction) -> Fraction:
@@ -170,7 +172,7 @@ def shortcut_subset(
             and needed.
     """
     p1, p0 = _rate("p_a_given_y1", p_a_given_y1), _rate("p_a_given_y0", p_a_given_y0)
-    y, a = _groups(records, target, attribute)
+    y, a = group_arrays(records, target, attribute)
     available = _count(y, a)
     n11, n10, n01, n00 = (available[group_key(gy, ga)] for gy, ga in GROUPS)
     max1, max0 = _class_units(p1, n11, n10), _class_units(p0, n01, n00)
@@ -230,7 +232,7 @@ def balanced_subset(
     Raises:
         ValueError: ``size`` is not a multiple of 4 or exceeds what the smallest group allows.
     """
-    y, a = _groups(records, target, attribute)
+    y, a = group_arrays(records, target, attribute)
     available = _count(y, a)
     smallest = min(available[group_key(gy, ga)] for gy, ga in GROUPS)
     if size is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -93,15 +94,17 @@ def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (diff * (255.0 / max(float(diff.max()), 1.0))).astype(np.uint8)
 
 
-def write_grid(path: Path, originals: np.ndarray, edited: np.ndarray, pad: int = 2) -> Path:
-    """One row per image: original | counterfactual | difference; uint8 ``(B, H, W)`` each."""
+def write_grid(
+    path: Path | BinaryIO, originals: np.ndarray, edited: np.ndarray, pad: int = 2
+) -> Path | BinaryIO:
+    """One PNG row per image: original | counterfactual | difference; uint8 ``(B, H, W)`` each."""
     b, h, w = originals.shape
     grid = np.full((b * (h + pad) + pad, 3 * (w + pad) + pad), 255, dtype=np.uint8)
     for i in range(b):
         for j, tile in enumerate((originals[i], edited[i], _difference(originals[i], edited[i]))):
             top, left = pad + i * (h + pad), pad + j * (w + pad)
             grid[top : top + h, left : left + w] = tile
-    Image.fromarray(grid).save(path)
+    Image.fromarray(grid).save(path, format="PNG")
     return path
 
 

@@ -12,21 +12,14 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+from small_models import small_preset
 
 from prism_aug.data.synthcxr import write_synthcxr
 from prism_aug.diffusion.data import CXRDataModule
 from prism_aug.diffusion.finetune import DiffusionFineTuner
 
 # The tiny preset shrunk further: 32 px images, latents (4, 16, 16), UNet 8/16 channels.
-SMALL: dict[str, Any] = {
-    "image_size": 32,
-    "vae_channels": [8, 16],
-    "unet_channels": [8, 16],
-    "norm_groups": 4,
-    "text_hidden_size": 32,
-    "text_layers": 1,
-    "text_heads": 2,
-}
+SMALL: dict[str, Any] = small_preset(text_heads=2)
 
 
 @pytest.fixture

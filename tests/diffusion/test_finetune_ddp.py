@@ -24,7 +24,7 @@ import lightning as L
 import pytest
 import torch
 
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {shared!r}]
 from conftest import _small_datamodule, _small_module, _small_trainer
 
 
@@ -54,7 +54,10 @@ if __name__ == "__main__":
 def test_ddp_ranks_stay_in_sync(synthcxr_32: Path, tmp_path: Path) -> None:
     script = tmp_path / "ddp_fit.py"
     tests = str(Path(__file__).parent)
-    script.write_text(SCRIPT.format(tests=tests, out=str(tmp_path), data=str(synthcxr_32)))
+    shared = str(Path(__file__).parents[1])  # small_models.py
+    script.write_text(
+        SCRIPT.format(tests=tests, shared=shared, out=str(tmp_path), data=str(synthcxr_32))
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True

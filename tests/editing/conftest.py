@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from small_models import small_preset
 
 from prism_aug.data.synthcxr.patient import sample_patient
 from prism_aug.data.synthcxr.render import render
 from prism_aug.diffusion.build import build_components
 from prism_aug.diffusion.components import SDComponents
 
-# The tiny preset shrunk: 32 px images, latents (4, 16, 16), cross-attention at 8 x 8.
-EDIT_PRESET = {
-    "image_size": 32,
-    "vae_channels": [8, 16],
-    "unet_channels": [8, 16],
-    "norm_groups": 4,
-    "text_hidden_size": 32,
-    "text_layers": 1,
-}
+EDIT_PRESET = small_preset()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from small_models import small_preset
 
 from prism_aug.cli import main
 from prism_aug.data.synthcxr import write_synthcxr
@@ -13,14 +14,7 @@ from prism_aug.evaluation.oracle import save_oracle
 from prism_aug.evaluation.oracle_network import OracleNetwork
 
 # Three UNet levels: LEdits++ reads cross-attention at a quarter of the latent side.
-SMALL = {
-    "image_size": 32,
-    "vae_channels": [8, 16],
-    "unet_channels": [8, 16, 32],
-    "norm_groups": 4,
-    "text_hidden_size": 32,
-    "text_layers": 1,
-}
+SMALL = small_preset(unet_channels=[8, 16, 32])
 
 
 @pytest.mark.slow

@@ -1,0 +1,86 @@
+"""``prism-aug augment``: plan, generate and shard counterfactuals (a LightningCLI predict run).
+
+    prism-aug augment --config configs/augment/synthcxr_tiny.yaml
+    prism-aug augment --config configs/augment/chexpert_sd15.yaml --data.records ... \
+        --data.out s3://bucket/run                      # 8 GPUs, or torchrun / SLURM
+
+Rerunning the same command resumes: complete shards are kept, partial ones discarded and
+the missing jobs done; with nothing left it only rewrites the manifest and the summary.
+The exit status is the number of failed jobs (capped at 100), 0 when none failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import yaml
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from prism_aug.augment.data import SHARD_FOLDER, AugmentDataModule
+from prism_aug.augment.manifest import build_manifest, format_summary
+from prism_aug.augment.module import AugmentModule
+from prism_aug.augment.reader import read_augmented
+from prism_aug.augment.shards import complete_shards, filesystem
+from prism_aug.augment.writer import ShardPredictionWriter
+from prism_aug.editing.cli import write_grid
+
+EXAMPLES_NAME = "examples.png"
+
+
+class AugmentCLI(LightningCLI):
+    """LightningCLI for predict only, with the shard writer configured beside the data."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ShardPredictionWriter, "writer")
+        parser.link_arguments("data.out", "writer.out")
+        parser.add_argument("--examples", type=int, default=8, help="rows of examples.png")
+
+
+def write_examples(out: str, n: int) -> str | None:
+    """A PNG grid (source | counterfactual | difference) of the first ``n`` usable samples."""
+    shards = complete_shards(f"{out}/{SHARD_FOLDER}")
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for item in read_augmented(shards) if shards else []:
+        pairs.setdefault(item["key"], {})[item["kind"]] = item["image"]
+        if len(pairs) > n:
+            break
+    pairs = dict(list(pairs.items())[:n])
+    if not pairs:
+        return None
+    fs, folder = filesystem(out)
+    originals = np.stack([p["original"] for p in pairs.values()])
+    edited = np.stack([p["counterfactual"] for p in pairs.values()])
+    with fs.open(f"{folder}/{EXAMPLES_NAME}", "wb") as f:
+        write_grid(f, originals, edited)
+    return f"{out}/{EXAMPLES_NAME}"
+
+
+def run_augment_cli(args: Sequence[str] | None = None) -> None:
+    """Run ``prism-aug augment`` on ``args``; exits with the number of failed jobs."""
+    cli = AugmentCLI(
+        AugmentModule,
+        AugmentDataModule,
+        args=None if args is None else list(args),
+        run=False,
+        save_config_callback=None,
+    )
+    trainer, data = cli.trainer, cli.datamodule
+    start = time.perf_counter()
+    trainer.predict(cli.model, datamodule=data, return_predictions=False)
+    seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return
+    config: dict[str, Any] = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))
+    manifest = build_manifest(data.out, data.plan, data.groups_before(), config, cli.model.model_id)
+    print(format_summary(manifest, data.pending_jobs, seconds))
+    examples = write_examples(data.out, cli.config.examples)
+    print(
+        f"shards: {data.out}/{SHARD_FOLDER}, manifest: {data.out}/manifest.json"
+        + (f", examples: {examples}" if examples else "")
+    )
+    failed = manifest["status"]["failed"]
+    if failed:
+        raise SystemExit(min(failed, 100))

@@ -1,0 +1,146 @@
+"""``prism-aug augment`` in one process: shards, manifest, reader, rerun, failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prism_aug.augment.reader import read_augmented
+from prism_aug.cli import main
+
+META_FIELDS = {
+    "key",
+    "source_key",
+    "source_path",
+    "edit",
+    "status",
+    "reason",
+    "labels_before",
+    "labels_after",
+    "group_before",
+    "group_after",
+    "source_prompt",
+    "target_prompt",
+    "seed",
+    "settings",
+    "model",
+}
+
+
+def shard_members(out: Path) -> dict[str, dict[str, bytes]]:
+    """Every complete shard's members: key -> {extension: bytes}."""
+    samples: dict[str, dict[str, bytes]] = {}
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                key, ext = member.name.split(".", 1)
+                samples.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    return samples
+
+
+@pytest.fixture(scope="module")
+def run(assets, write_config, tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("run")
+    config = write_config(tmp / "augment.yaml", assets, tmp / "out")
+    main(["augment", "--config", str(config)])
+    return config, tmp / "out"
+
+
+def test_every_planned_job_is_written_once(run):
+    _, out = run
+    plan = pd.read_csv(out / "plan.csv")
+    samples = shard_members(out)
+    assert len(plan) == 22 and set(samples) == set(plan["key"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["written"] == manifest["planned"] == len(plan)
+    assert sum(manifest["status"].values()) == len(plan)
+    in_shards = [k for shard in manifest["shards"].values() for k in shard["keys"]]
+    assert sorted(in_shards) == sorted(plan["key"])  # once each
+    for name, shard in manifest["shards"].items():
+        digest = hashlib.sha256((out / "shards" / name).read_bytes()).hexdigest()
+        assert shard["sha256"] == digest
+    assert manifest["groups_before"]["y=1,a=0"] == 1
+    accepted = {"y=1,a=0": 0, "y=0,a=1": 0}
+    for key, members in samples.items():
+        meta = json.loads(members["json"])
+        assert set(meta) >= META_FIELDS and meta["key"] == key
+        assert {"png", "source.png"} <= set(members)
+        if meta["status"] == "accepted":
+            accepted[meta["group_after"]] += 1
+    assert manifest["groups_after"]["y=1,a=0"] == 1 + accepted["y=1,a=0"]
+    assert manifest["groups_after"]["y=0,a=1"] == 1 + accepted["y=0,a=1"]
+    assert manifest["config"]["data"]["out"] == str(out)
+    assert manifest["versions"]["torch"]
+    assert (out / "examples.png").is_file()
+
+
+def test_the_reader_yields_originals_and_counterfactuals(run):
+    _, out = run
+    items = list(read_augmented(sorted(str(p) for p in (out / "shards").glob("*.tar"))))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(items) == 2 * manifest["status"]["accepted"]
+    originals, edited = items[0::2], items[1::2]
+    assert {i["kind"] for i in originals} == {"original"}
+    assert {i["kind"] for i in edited} == {"counterfactual"}
+    for source, cf in zip(originals, edited, strict=True):
+        assert source["key"] == cf["key"] and source["image"].shape == cf["image"].shape == (32, 32)
+        assert source["group"][:4] == cf["group"][:4] and source["group"] != cf["group"]
+        assert source["labels"]["Support Devices"] != cf["labels"]["Support Devices"]
+
+
+def test_a_rerun_has_nothing_to_do_and_keeps_the_shards(run, capsys):
+    config, out = run
+    before = {p.name: p.read_bytes() for p in (out / "shards").glob("*.tar")}
+    main(["augment", "--config", str(config)])
+    assert "nothing left to do" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in (out / "shards").glob("*.tar")} == before
+
+
+def test_another_plan_in_the_same_folder_is_refused(run):
+    config, _ = run
+    with pytest.raises(SystemExit, match="holds another plan"):
+        main(["augment", "--config", str(config), "--data.plan.max_per_group", "2"])
+
+
+def test_failures_are_recorded_and_counted_in_the_exit_status(assets, write_config, tmp_path):
+    data = shutil.copytree(assets["data"], tmp_path / "synthcxr")
+    records = pd.read_csv(data / "train.csv")
+    with_devices = records[records["Support Devices"] == 1.0]["Path"].tolist()
+    good, broken = with_devices[:2]
+    (data.parent / broken).write_bytes(b"not a png")
+    jobs = tmp_path / "jobs.csv"
+    pd.DataFrame(
+        {
+            "path": [good, broken, good],
+            "edit": ["remove:Support Devices", "remove:Support Devices", "remove:Cardiomegaly"],
+        }
+    ).to_csv(jobs, index=False)
+    out = tmp_path / "out"
+    config = write_config(
+        tmp_path / "augment.yaml",
+        assets,
+        out,
+        data={
+            "records": str(data / "train.csv"),
+            "out": str(out),
+            "plan": {"policy": "jobs", "jobs": str(jobs)},
+        },
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["augment", "--config", str(config)])
+    assert exit_info.value.code == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["status"]["failed"] == 2
+    reasons = {f["key"].split("__")[1]: f["reason"] for f in manifest["failures"]}
+    assert "cannot read image" in reasons["remove-support-devices"]
+    assert "nothing to remove" in reasons["remove-cardiomegaly"]
+    samples = shard_members(out)
+    failed = {f["key"] for f in manifest["failures"]}
+    assert all(set(samples[k]) == {"json"} for k in failed)  # no image for a failed job
+    assert {"png", "json", "source.png"} == set(samples[(set(samples) - failed).pop()])
