@@ -10,7 +10,7 @@ SYNTHCXR_CONFIG := configs/data/synthcxr.yaml
 RENDERER := $(wildcard prism_aug/data/synthcxr/*.py)
 
 .PHONY: install test lint format data augment bench bench-editor calibrate finetune \
-	finetune-quality oracle table1 clean
+	finetune-quality oracle table1 bench-augment clean
 
 install: $(VENV)/.installed
 
@@ -36,11 +36,6 @@ data: $(SYNTHCXR)/train.csv
 $(SYNTHCXR)/train.csv: $(SYNTHCXR_CONFIG) $(RENDERER) | install
 	$(BIN)/prism-aug data synthcxr --config $(SYNTHCXR_CONFIG)
 
-# The pipeline as far as it exists today: SynthCXR and its summary. Fine-tuning, editing
-# and shard writing join this target as they land.
-augment: data
-	$(BIN)/prism-aug data summary --csv $(SYNTHCXR)/train.csv --views '[Frontal]' \
-		--target "Pleural Effusion" --attribute "Support Devices"
 
 data/synthcxr_balanced/train.csv: configs/data/synthcxr_balanced.yaml $(RENDERER) | install
 	$(BIN)/prism-aug data synthcxr --config configs/data/synthcxr_balanced.yaml
@@ -78,12 +73,21 @@ finetune-quality: $(TINY_MODEL) $(ORACLE)
 	$(BIN)/prism-aug finetune-quality --model outputs/models/synthcxr_tiny \
 		--oracle outputs/models/oracle
 
+# The main job: SynthCXR, the tiny model and the oracle (each made only when missing), then
+# counterfactuals that balance effusion x support devices, written into webdataset shards.
+# Rerunning resumes a killed run; with everything present it finishes in seconds.
+augment: $(TINY_MODEL) $(ORACLE)
+	$(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml
+
 # Table 1 of the editor issue: every editing method on SynthCXR edits with ground truth.
 table1: $(TINY_MODEL) $(ORACLE)
 	$(BIN)/prism-aug evaluate-edits --config configs/edit/synthcxr_tiny.yaml --out outputs/table1
 
 bench-editor: $(TINY_MODEL)
 	$(BIN)/python benchmarks/bench_editor.py
+
+bench-augment: $(TINY_MODEL) $(ORACLE)
+	$(BIN)/python benchmarks/bench_augment.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_synthcxr.py

@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from prism_aug.augment.data import SHARD_FOLDER, AugmentDataModule
 from prism_aug.augment.manifest import build_manifest, format_summary
-from prism_aug.augment.module import AugmentModule
+from prism_aug.augment.module import FAILED, AugmentModule
 from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import complete_shards, filesystem
 from prism_aug.augment.writer import ShardPredictionWriter
@@ -58,21 +58,26 @@ def write_examples(out: str, n: int) -> str | None:
     return f"{out}/{EXAMPLES_NAME}"
 
 
-def run_augment_cli(args: Sequence[str] | None = None) -> None:
-    """Run ``prism-aug augment`` on ``args``; exits with the number of failed jobs."""
-    cli = AugmentCLI(
+def build_cli(args: Sequence[str] | None = None) -> AugmentCLI:
+    """Parse ``args`` (or the command line) into model, data and trainer, without running."""
+    return AugmentCLI(
         AugmentModule,
         AugmentDataModule,
         args=None if args is None else list(args),
         run=False,
         save_config_callback=None,
     )
+
+
+def augment(cli: AugmentCLI) -> tuple[dict[str, Any] | None, float]:
+    """Run the predict loop; rank 0 then writes the manifest and the examples and prints the
+    summary. Returns the manifest (None on other ranks) and the loop's seconds."""
     trainer, data = cli.trainer, cli.datamodule
     start = time.perf_counter()
     trainer.predict(cli.model, datamodule=data, return_predictions=False)
     seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
-        return
+        return None, seconds
     config: dict[str, Any] = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))
     manifest = build_manifest(data.out, data.plan, data.groups_before(), config, cli.model.model_id)
     print(format_summary(manifest, data.pending_jobs, seconds))
@@ -81,6 +86,12 @@ def run_augment_cli(args: Sequence[str] | None = None) -> None:
         f"shards: {data.out}/{SHARD_FOLDER}, manifest: {data.out}/manifest.json"
         + (f", examples: {examples}" if examples else "")
     )
-    failed = manifest["status"]["failed"]
+    return manifest, seconds
+
+
+def run_augment_cli(args: Sequence[str] | None = None) -> None:
+    """Run ``prism-aug augment`` on ``args``; exits with the number of failed jobs."""
+    manifest, _ = augment(build_cli(args))
+    failed = manifest["status"][FAILED] if manifest else 0
     if failed:
         raise SystemExit(min(failed, 100))

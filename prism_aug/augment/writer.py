@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,8 +24,6 @@ class ShardPredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.out, self.samples_per_shard = str(out).rstrip("/"), samples_per_shard
         self.sink: ShardSink | None = None
-        self.seconds = 0.0  # time spent writing, for the benchmark's overhead figure
-        self.written = 0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Every rank reads the attempt before any writes: Lightning holds a barrier after
@@ -44,14 +41,9 @@ class ShardPredictionWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        start = time.perf_counter()
         for sample in prediction:
             self.sink.write(sample)
-        self.written += len(prediction)
-        self.seconds += time.perf_counter() - start
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        start = time.perf_counter()
         self.sink.close()
-        self.seconds += time.perf_counter() - start
         trainer.strategy.barrier("shards-complete")  # rank 0 then reads every rank's shards
