@@ -1,0 +1,200 @@
+"""Images of a shortcut study, with the sampler each robustness method needs.
+
+Batches are dicts ``{"index", "image", "y", "group"}`` (BalancingGroups' habit): ``image``
+float ``(B, 1, S, S)`` normalised by our grayscale statistics (mean 0.5, std 0.5 of [0, 1]
+pixels, i.e. [-1, 1]; timm's defaults are 3-channel ImageNet ones), ``y`` the target finding
+(0/1), ``group`` g = 2y + a. Counterfactual shards (``prism-aug augment``) join the training
+set with their edited labels and groups.
+
+Samplers (``sampling``): "none" (ERM), "suby" / "subg" (subsample every class / group to the
+smallest once, seeded), "rwy" / "rwg" (draw with replacement, weight 1 / size of the class /
+group, as many draws as samples). Lightning wraps any of them for DDP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    Sampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
+
+from classifiers.metrics import N_GROUPS, group_index
+from prism_aug.augment.reader import read_augmented
+from prism_aug.augment.shards import complete_shards
+from prism_aug.data.labels import LabelPolicy, apply_label_policy
+from prism_aug.data.records import filter_views, load_image, read_chexpert
+from prism_aug.data.shortcuts import group_arrays
+
+SAMPLINGS: tuple[str, ...] = ("none", "suby", "subg", "rwy", "rwg")
+
+
+def to_input(image: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 ``(H, W)`` -> float ``(1, size, size)`` in [-1, 1]."""
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).div(255.0)[None, None]
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    return x[0].sub(0.5).div(0.5)
+
+
+class StudyImages(Dataset):
+    """Record images (read from disk per item) followed by in-memory counterfactuals."""
+
+    def __init__(
+        self,
+        root: str,
+        paths: list[str],
+        labels: np.ndarray,
+        size: int,
+        extra_images: list[np.ndarray] | None = None,
+        extra_labels: np.ndarray | None = None,
+    ) -> None:
+        self.root, self.paths, self.size = root, paths, size
+        self.extra = extra_images or []
+        extras = np.zeros((0, 2), np.int64) if extra_labels is None else extra_labels
+        self.labels = np.concatenate([labels, extras]).astype(np.int64)  # (N, 2): y, a
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.labels[:, 0]
+
+    @property
+    def groups(self) -> np.ndarray:
+        return 2 * self.labels[:, 0] + self.labels[:, 1]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        n = len(self.paths)
+        image = load_image(self.root, self.paths[index]) if index < n else self.extra[index - n]
+        y, a = self.labels[index]
+        return {
+            "index": index,
+            "image": to_input(image, self.size),
+            "y": int(y),
+            "group": int(group_index(torch.tensor(y), torch.tensor(a))),
+        }
+
+
+def balancing_sampler(labels: np.ndarray, how: str, seed: int) -> Sampler | None:
+    """The sampler of ``how`` over per-sample class or group ids ``labels`` (see module)."""
+    if how == "none":
+        return None
+    counts = np.bincount(labels, minlength=labels.max() + 1)
+    if how.startswith("rw"):
+        weights = 1.0 / counts[labels]
+        generator = torch.Generator().manual_seed(seed)
+        return WeightedRandomSampler(
+            torch.from_numpy(weights), len(labels), replacement=True, generator=generator
+        )
+    rng = np.random.default_rng(seed)
+    smallest = counts[counts > 0].min()
+    kept = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(labels == c), smallest, replace=False)
+            for c in np.flatnonzero(counts)
+        ]
+    )
+    return SubsetRandomSampler(np.sort(kept).tolist(), torch.Generator().manual_seed(seed))
+
+
+class ClassifierDataModule(L.LightningDataModule):
+    """Train, validation and test images of one shortcut study.
+
+    Args:
+        train_csv, val_csv, test_csv: CheXpert-shaped CSVs (SynthCXR's splits).
+        target: the finding y the classifier predicts.
+        attribute: the spurious attribute a defining the groups.
+        counterfactuals: run folders of ``prism-aug augment`` whose accepted samples join
+            the training set.
+        sampling: "none", "suby", "subg", "rwy" or "rwg".
+        image_size: side the images are resized to.
+        batch_size, num_workers: the loaders'.
+        seed: the subsampling and reweighting draws.
+    """
+
+    def __init__(
+        self,
+        train_csv: Path = Path("data/synthcxr/train.csv"),
+        val_csv: Path = Path("data/synthcxr/valid.csv"),
+        test_csv: Path = Path("data/synthcxr/test.csv"),
+        target: str = "Pleural Effusion",
+        attribute: str = "Support Devices",
+        counterfactuals: list[str] | None = None,
+        sampling: str = "none",
+        image_size: int = 64,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLINGS}")
+        self.csvs = {"train": Path(train_csv), "val": Path(val_csv), "test": Path(test_csv)}
+        self.target, self.attribute = target, attribute
+        self.counterfactuals = list(counterfactuals or [])
+        self.sampling, self.image_size = sampling, image_size
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.datasets: dict[str, StudyImages] = {}
+
+    def _split(self, split: str) -> StudyImages:
+        csv = self.csvs[split]
+        records = apply_label_policy(filter_views(read_chexpert(csv)), LabelPolicy())
+        y, a = group_arrays(records, self.target, self.attribute)
+        eligible = y >= 0
+        if not eligible.any():
+            raise ValueError(f"{csv}: no record has both {self.target!r} and {self.attribute!r}")
+        labels = np.stack([y[eligible], a[eligible]], axis=1)
+        paths = records["path"].to_numpy()[eligible].tolist()
+        if split != "train" or not self.counterfactuals:
+            return StudyImages(records.attrs["root"], paths, labels, self.image_size)
+        images, extra = self._counterfactuals()
+        return StudyImages(records.attrs["root"], paths, labels, self.image_size, images, extra)
+
+    def _counterfactuals(self) -> tuple[list[np.ndarray], np.ndarray]:
+        shards = [s for folder in self.counterfactuals for s in complete_shards(f"{folder}/shards")]
+        if not shards:
+            raise FileNotFoundError(f"no complete shards in {self.counterfactuals}")
+        images, labels = [], []
+        for item in read_augmented(shards, originals=False):
+            images.append(item["image"])
+            labels.append([int(part.split("=")[1]) for part in item["group"].split(",")])
+        return images, np.asarray(labels, dtype=np.int64).reshape(-1, 2)
+
+    def setup(self, stage: str) -> None:
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}[stage]
+        for split in splits:
+            if split not in self.datasets:
+                self.datasets[split] = self._split(split)
+
+    def train_dataloader(self) -> DataLoader:
+        train = self.datasets["train"]
+        ids = train.y if self.sampling.endswith("y") else train.groups
+        sampler = balancing_sampler(ids, self.sampling, self.seed)
+        return DataLoader(
+            train,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=sampler is None,
+            num_workers=self.num_workers,
+            drop_last=False,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.datasets["val"], self.batch_size, num_workers=self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.datasets["test"], self.batch_size, num_workers=self.num_workers)
+
+    def group_sizes(self) -> torch.Tensor:
+        """Training samples per group ``(4,)`` (GroupDRO's adjustment divides by them)."""
+        return torch.from_numpy(np.bincount(self.datasets["train"].groups, minlength=N_GROUPS))

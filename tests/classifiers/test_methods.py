@@ -1,0 +1,61 @@
+"""Each method against its definition: samplers of SUBY/SUBG/RWY/RWG, GroupDRO's step."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from classifiers.data import balancing_sampler
+from classifiers.group_dro import GroupDRO, group_mean_losses
+
+GROUPS = np.array([0] * 6 + [1] * 2 + [2] * 1 + [3] * 3)
+
+
+def test_rwg_weights_are_inverse_group_sizes():
+    sampler = balancing_sampler(GROUPS, "rwg", seed=0)
+    sizes = np.bincount(GROUPS)
+    np.testing.assert_allclose(sampler.weights.numpy(), 1.0 / sizes[GROUPS])
+    assert sampler.num_samples == len(GROUPS) and sampler.replacement
+    draws = np.bincount(GROUPS[list(balancing_sampler(GROUPS, "rwg", 1))], minlength=4)
+    assert draws.sum() == len(GROUPS)
+    many = np.concatenate([GROUPS[list(balancing_sampler(GROUPS, "rwg", s))] for s in range(300)])
+    np.testing.assert_allclose(np.bincount(many) / len(many), 0.25, atol=0.02)  # each group 1/4
+
+
+def test_subg_keeps_the_smallest_group_size_of_each_group():
+    kept = list(balancing_sampler(GROUPS, "subg", seed=0))
+    assert sorted(np.bincount(GROUPS[kept], minlength=4).tolist()) == [1, 1, 1, 1]
+    assert len(set(kept)) == len(kept)
+    assert sorted(kept) == sorted(balancing_sampler(GROUPS, "subg", seed=0))  # seeded
+
+
+def test_suby_and_rwy_balance_classes():
+    y = GROUPS // 2  # 8 negatives, 4 positives
+    kept = list(balancing_sampler(y, "suby", seed=0))
+    assert np.bincount(y[kept]).tolist() == [4, 4]
+    np.testing.assert_allclose(balancing_sampler(y, "rwy", 0).weights.numpy(),
+                               np.where(y == 1, 1 / 4, 1 / 8))  # fmt: skip
+    assert balancing_sampler(y, "none", 0) is None
+
+
+def test_group_dro_step_matches_its_definition():
+    dro = GroupDRO(model_name="resnet18", step_size=0.5, adjustment=2.0)
+    dro.group_sizes.copy_(torch.tensor([4.0, 1.0, 9.0, 16.0]))
+    losses = torch.tensor([1.0, 3.0, 2.0, 4.0, 6.0])  # groups 0, 0, 1, 3, 3; group 2 absent
+    groups = torch.tensor([0, 0, 1, 3, 3])
+    sums, counts = group_mean_losses(losses, groups)
+    assert sums.tolist() == [4.0, 2.0, 0.0, 10.0] and counts.tolist() == [2.0, 1.0, 0.0, 2.0]
+
+    loss = dro.objective(losses, groups)
+    group_loss = [2.0, 2.0, 0.0, 5.0]
+    adjusted = [g + 2.0 / math.sqrt(n) for g, n in zip(group_loss, [4, 1, 9, 16], strict=True)]
+    q = np.array([0.25 * math.exp(0.5 * v) for v in adjusted])
+    q /= q.sum()
+    np.testing.assert_allclose(dro.q.numpy(), q, rtol=1e-6)
+    assert loss.item() == pytest.approx(float(q @ np.array(group_loss)), rel=1e-6)
+
+    dro.objective(losses, groups)  # q keeps moving toward the worst group
+    assert dro.q.argmax().item() == 3 and dro.q[3] > q[3]
