@@ -10,7 +10,7 @@ SYNTHCXR_CONFIG := configs/data/synthcxr.yaml
 RENDERER := $(wildcard prism_aug/data/synthcxr/*.py)
 
 .PHONY: install test lint format data augment bench bench-editor calibrate finetune \
-	finetune-quality oracle table1 bench-augment clean
+	finetune-quality oracle table1 bench-augment train-classifier clean
 
 install: $(VENV)/.installed
 
@@ -78,6 +78,12 @@ finetune-quality: $(TINY_MODEL) $(ORACLE)
 # Rerunning resumes a killed run; with everything present it finishes in seconds.
 augment: $(TINY_MODEL) $(ORACLE)
 	$(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml
+
+# Table 2: every robustness method on SynthCXR's default study, 3 seeds, with the
+# counterfactuals of `make augment`.
+train-classifier: augment
+	$(BIN)/python experiments/classifier_comparison.py --counterfactuals outputs/augment/synthcxr_tiny \
+		--out experiments/results/table2
 
 # Table 1 of the editor issue: every editing method on SynthCXR edits with ground truth.
 table1: $(TINY_MODEL) $(ORACLE)

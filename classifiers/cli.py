@@ -27,10 +27,12 @@ class ClassifierCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
 
 
-def main(args: Sequence[str] | None = None) -> None:
+def main(args: Sequence[str] | None = None) -> ClassifierCLI:
+    """Run ``prism-classify`` on ``args`` (or the command line); returns the CLI, whose
+    trainer holds the run's metrics."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        ClassifierCLI(
+        return ClassifierCLI(
             ERM,
             ClassifierDataModule,
             subclass_mode_model=True,

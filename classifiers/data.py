@@ -14,9 +14,11 @@ group, as many draws as samples). Lightning wraps any of them for DDP.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import (
@@ -33,8 +35,10 @@ from prism_aug.augment.shards import complete_shards
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.records import filter_views, load_image, read_chexpert
 from prism_aug.data.shortcuts import group_arrays
+from prism_aug.data.synthcxr import record_counterfactual
 
 SAMPLINGS: tuple[str, ...] = ("none", "suby", "subg", "rwy", "rwg")
+CF_IMAGES: tuple[str, ...] = ("generated", "ground_truth")
 
 
 def to_input(image: np.ndarray, size: int) -> torch.Tensor:
@@ -46,7 +50,12 @@ def to_input(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 class StudyImages(Dataset):
-    """Record images (read from disk per item) followed by in-memory counterfactuals."""
+    """Record images (read from disk per item) followed by in-memory counterfactuals.
+
+    With ``pairs`` (SynthCXR records and the study's attribute), each record's item also
+    holds ``image_cf``: its true counterfactual with the attribute flipped, for measuring
+    how much a prediction moves with the spurious attribute alone.
+    """
 
     def __init__(
         self,
@@ -56,8 +65,9 @@ class StudyImages(Dataset):
         size: int,
         extra_images: list[np.ndarray] | None = None,
         extra_labels: np.ndarray | None = None,
+        pairs: tuple[list[dict[str, Any]], str] | None = None,
     ) -> None:
-        self.root, self.paths, self.size = root, paths, size
+        self.root, self.paths, self.size, self.pairs = root, paths, size, pairs
         self.extra = extra_images or []
         extras = np.zeros((0, 2), np.int64) if extra_labels is None else extra_labels
         self.labels = np.concatenate([labels, extras]).astype(np.int64)  # (N, 2): y, a
@@ -77,12 +87,18 @@ class StudyImages(Dataset):
         n = len(self.paths)
         image = load_image(self.root, self.paths[index]) if index < n else self.extra[index - n]
         y, a = self.labels[index]
-        return {
+        item = {
             "index": index,
             "image": to_input(image, self.size),
             "y": int(y),
             "group": int(group_index(torch.tensor(y), torch.tensor(a))),
         }
+        if self.pairs is not None:
+            rows, attribute = self.pairs
+            action = "remove" if a else "add"
+            flipped = record_counterfactual(rows[index], action, attribute, image.shape[0])[1]
+            item["image_cf"] = to_input(flipped.image, self.size)
+        return item
 
 
 def balancing_sampler(labels: np.ndarray, how: str, seed: int) -> Sampler | None:
@@ -120,6 +136,12 @@ class ClassifierDataModule(L.LightningDataModule):
         image_size: side the images are resized to.
         batch_size, num_workers: the loaders'.
         seed: the subsampling and reweighting draws.
+        counterfactual_images: "generated" (the shards' images) or "ground_truth" (SynthCXR's
+            true counterfactuals of the same accepted jobs: the oracle-CF upper bound).
+        test_pairs: test items carry their true counterfactual (SynthCXR only), and the
+            test metrics add the shortcut reliance mean |p(x) - p(x_cf)|.
+        held_out_training: train on every other record of the validation split and
+            validate on the rest (DFR's last-layer retraining on held-out data).
     """
 
     def __init__(
@@ -135,38 +157,67 @@ class ClassifierDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        counterfactual_images: str = "generated",
+        test_pairs: bool = False,
+        held_out_training: bool = False,
     ) -> None:
         super().__init__()
         if sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLINGS}")
+        if counterfactual_images not in CF_IMAGES:
+            raise ValueError(
+                f"unknown counterfactual_images {counterfactual_images!r}; expected {CF_IMAGES}"
+            )
         self.csvs = {"train": Path(train_csv), "val": Path(val_csv), "test": Path(test_csv)}
         self.target, self.attribute = target, attribute
         self.counterfactuals = list(counterfactuals or [])
         self.sampling, self.image_size = sampling, image_size
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.held_out_training = held_out_training
+        self.counterfactual_images, self.test_pairs = counterfactual_images, test_pairs
         self.datasets: dict[str, StudyImages] = {}
 
     def _split(self, split: str) -> StudyImages:
-        csv = self.csvs[split]
-        records = apply_label_policy(filter_views(read_chexpert(csv)), LabelPolicy())
+        if self.held_out_training and split in ("train", "val"):
+            records = self._records("val")
+            records = records.iloc[0 if split == "train" else 1 :: 2]
+        else:
+            records = self._records(split)
+        csv = records.attrs["source"]
         y, a = group_arrays(records, self.target, self.attribute)
         eligible = y >= 0
         if not eligible.any():
             raise ValueError(f"{csv}: no record has both {self.target!r} and {self.attribute!r}")
         labels = np.stack([y[eligible], a[eligible]], axis=1)
         paths = records["path"].to_numpy()[eligible].tolist()
+        root = records.attrs["root"]
+        if split == "test" and self.test_pairs:
+            rows = records[eligible].to_dict("records")
+            return StudyImages(root, paths, labels, self.image_size, pairs=(rows, self.attribute))
         if split != "train" or not self.counterfactuals:
-            return StudyImages(records.attrs["root"], paths, labels, self.image_size)
-        images, extra = self._counterfactuals()
-        return StudyImages(records.attrs["root"], paths, labels, self.image_size, images, extra)
+            return StudyImages(root, paths, labels, self.image_size)
+        images, extra = self._counterfactuals(records)
+        return StudyImages(root, paths, labels, self.image_size, images, extra)
 
-    def _counterfactuals(self) -> tuple[list[np.ndarray], np.ndarray]:
+    def _records(self, split: str) -> pd.DataFrame:
+        records = filter_views(read_chexpert(self.csvs[split]))
+        return apply_label_policy(records, LabelPolicy())
+
+    def _counterfactuals(self, records: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
+        """The usable counterfactuals of the run folders, or their ground truth, as images
+        and (y, a) labels."""
         shards = [s for folder in self.counterfactuals for s in complete_shards(f"{folder}/shards")]
         if not shards:
             raise FileNotFoundError(f"no complete shards in {self.counterfactuals}")
+        rows = {row["path"]: row for row in records.to_dict("records")}
         images, labels = [], []
         for item in read_augmented(shards, originals=False):
-            images.append(item["image"])
+            image = item["image"]
+            if self.counterfactual_images == "ground_truth":
+                action, attribute = item["edit"].split(":", 1)
+                image = record_counterfactual(rows[item["source_path"]], action, attribute,
+                                              image.shape[0])[1].image  # fmt: skip
+            images.append(image)
             labels.append([int(part.split("=")[1]) for part in item["group"].split(",")])
         return images, np.asarray(labels, dtype=np.int64).reshape(-1, 2)
 

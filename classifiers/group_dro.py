@@ -49,8 +49,8 @@ class GroupDRO(ERM):
         sizes = self.trainer.datamodule.group_sizes().to(self.q)
         self.group_sizes.copy_(sizes.clamp(min=1))
 
-    def objective(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        sums, counts = group_mean_losses(losses, groups)
+    def objective(self, losses: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        sums, counts = group_mean_losses(losses, batch["group"])
         group_loss = sums / counts.clamp(min=1)
         self.update_weights(sums.detach(), counts)
         return (self.q * group_loss).sum()

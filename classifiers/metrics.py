@@ -9,7 +9,9 @@ de-duplicated set with torchmetrics' functional metrics:
   ``balanced_acc`` (mean of the per-class recalls), ``worst_class_acc``;
 - ``auroc`` overall and ``min_auroc_within_a``: the smaller of the AUROCs among a = 0 and
   among a = 1 (within one (y, a) group AUROC is undefined: it holds one class);
-- ``ece`` (15 bins), ``tpr_a{a}`` and ``fpr_a{a}`` per attribute value.
+- ``ece`` (15 bins), ``tpr_a{a}`` and ``fpr_a{a}`` per attribute value;
+- ``shortcut_reliance``: mean |p(x) - p(x_cf)| over pairs of an image and its
+  counterfactual with only the attribute flipped (when the batches carry pairs).
 """
 
 from __future__ import annotations
@@ -78,17 +80,25 @@ class GroupMetrics(Metric):
 
     def __init__(self) -> None:
         super().__init__()
-        for name in ("index", "probs", "y", "groups"):
+        for name in ("index", "probs", "y", "groups", "probs_cf"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(
-        self, index: torch.Tensor, probs: torch.Tensor, y: torch.Tensor, groups: torch.Tensor
+        self,
+        index: torch.Tensor,
+        probs: torch.Tensor,
+        y: torch.Tensor,
+        groups: torch.Tensor,
+        probs_cf: torch.Tensor | None = None,
     ) -> None:
-        """One batch: sample indices, probabilities in [0, 1], labels and groups, ``(B,)``."""
+        """One batch: sample indices, probabilities in [0, 1], labels and groups, ``(B,)``;
+        with ``probs_cf``, the probabilities of the samples' counterfactuals."""
         self.index.append(index.long())
         self.probs.append(probs.float())
         self.y.append(y.long())
         self.groups.append(groups.long())
+        if probs_cf is not None:
+            self.probs_cf.append(probs_cf.float())
 
     def compute(self) -> dict[str, float]:
         def cat(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
@@ -99,4 +109,8 @@ class GroupMetrics(Metric):
         first = torch.ones_like(order, dtype=torch.bool)
         first[1:] = index[order][1:] != index[order][:-1]  # a padded repeat is dropped
         keep = order[first]
-        return group_metrics(cat(self.probs)[keep], cat(self.y)[keep], cat(self.groups)[keep])
+        probs = cat(self.probs)[keep]
+        out = group_metrics(probs, cat(self.y)[keep], cat(self.groups)[keep])
+        if len(self.probs_cf):
+            out["shortcut_reliance"] = (probs - cat(self.probs_cf)[keep]).abs().mean().item()
+        return out

@@ -68,8 +68,9 @@ class ERM(L.LightningModule):
         """Logits ``(B,)`` of images ``(B, 1, S, S)``."""
         return self.network(images)[:, 0]
 
-    def objective(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """The training loss from per-sample losses ``(B,)`` and their groups ``(B,)``."""
+    def objective(self, losses: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss from per-sample losses ``(B,)`` of ``batch`` (its ``index``,
+        ``y`` and ``group`` say which samples they are)."""
         return losses.mean()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -77,13 +78,16 @@ class ERM(L.LightningModule):
         losses = F.binary_cross_entropy_with_logits(
             logits.float(), batch["y"].float(), reduction="none"
         )
-        loss = self.objective(losses, batch["group"])
+        loss = self.objective(losses, batch)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def _evaluate(self, batch: dict[str, torch.Tensor], metrics: GroupMetrics) -> None:
         probs = torch.sigmoid(self(batch["image"]).float())
-        metrics.update(batch["index"], probs, batch["y"], batch["group"])
+        probs_cf = None
+        if "image_cf" in batch:
+            probs_cf = torch.sigmoid(self(batch["image_cf"]).float())
+        metrics.update(batch["index"], probs, batch["y"], batch["group"], probs_cf)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_metrics)

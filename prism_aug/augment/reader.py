@@ -25,8 +25,9 @@ USABLE: tuple[str, ...] = (ACCEPTED, UNVERIFIED)
 def read_augmented(
     urls: str | list[str], *, originals: bool = True, statuses: tuple[str, ...] = USABLE
 ) -> wds.WebDataset:
-    """A webdataset stream of ``{"image", "kind", "key", "source_key", "edit", "labels",
-    "group"}`` dicts; ``image`` is uint8 ``(H, W)``, ``kind`` "counterfactual" or "original".
+    """A webdataset stream of ``{"image", "kind", "key", "source_key", "source_path", "edit",
+    "labels", "group"}`` dicts; ``image`` is uint8 ``(H, W)``, ``kind`` "counterfactual" or
+    "original".
 
     Args:
         urls: shard paths or URLs (a list, or one string with webdataset's brace notation).
@@ -51,7 +52,12 @@ def read_augmented(
 def _items(samples: Iterable[dict[str, Any]], originals: bool) -> Iterator[dict[str, Any]]:
     for sample in samples:
         meta = sample["json"]
-        common = {"key": meta["key"], "source_key": meta["source_key"], "edit": meta["edit"]}
+        common = {
+            "key": meta["key"],
+            "source_key": meta["source_key"],
+            "source_path": meta["source_path"],
+            "edit": meta["edit"],
+        }
         if originals:
             yield {
                 **common,

@@ -24,10 +24,9 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from PIL import Image
 
 from prism_aug.data.prompts import EditSpec, edit_prompts
-from prism_aug.data.records import device_list, load_image, read_chexpert
-from prism_aug.data.synthcxr import SUPPORTED_FINDINGS, sample_patient
-from prism_aug.data.synthcxr.counterfactual import counterfactual
-from prism_aug.data.vocabulary import DEVICE_TYPES, SEED
+from prism_aug.data.records import load_image, read_chexpert
+from prism_aug.data.synthcxr import record_counterfactual
+from prism_aug.data.vocabulary import SEED
 from prism_aug.diffusion.components import SDComponents
 from prism_aug.editing.baselines import DiffEdit, LEditsPP, SDEdit
 from prism_aug.editing.editor import EditedBatch, Editor, EditorSettings
@@ -87,16 +86,9 @@ def edit_cases(
         raise ValueError(f"no record of {records.attrs.get('source', 'the CSV')} takes {spec}")
     sources, truths, masks, prompts = [], [], [], []
     for row in rows:
-        findings = [f for f in SUPPORTED_FINDINGS if row.get(f) == 1.0]
-        devices = device_list(row[DEVICE_TYPES])
         image = load_image(records.attrs["root"], row["path"])
-        source, target, mask = counterfactual(
-            sample_patient(int(row[SEED])),
-            findings,
-            devices,
-            spec.action,
-            spec.attribute,
-            size=image.shape[0],
+        source, target, mask = record_counterfactual(
+            row, spec.action, spec.attribute, size=image.shape[0]
         )
         if not np.array_equal(source.image, image):
             raise ValueError(f"{row['path']}: the image is not the render of its Seed {row[SEED]}")

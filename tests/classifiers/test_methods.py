@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from classifiers.data import balancing_sampler
+from classifiers.dfr import DFR
 from classifiers.group_dro import GroupDRO, group_mean_losses
+from classifiers.jtt import JTT, misclassified
+from classifiers.module import ERM
 
 GROUPS = np.array([0] * 6 + [1] * 2 + [2] * 1 + [3] * 3)
 
@@ -49,7 +54,7 @@ def test_group_dro_step_matches_its_definition():
     sums, counts = group_mean_losses(losses, groups)
     assert sums.tolist() == [4.0, 2.0, 0.0, 10.0] and counts.tolist() == [2.0, 1.0, 0.0, 2.0]
 
-    loss = dro.objective(losses, groups)
+    loss = dro.objective(losses, {"group": groups})
     group_loss = [2.0, 2.0, 0.0, 5.0]
     adjusted = [g + 2.0 / math.sqrt(n) for g, n in zip(group_loss, [4, 1, 9, 16], strict=True)]
     q = np.array([0.25 * math.exp(0.5 * v) for v in adjusted])
@@ -57,5 +62,49 @@ def test_group_dro_step_matches_its_definition():
     np.testing.assert_allclose(dro.q.numpy(), q, rtol=1e-6)
     assert loss.item() == pytest.approx(float(q @ np.array(group_loss)), rel=1e-6)
 
-    dro.objective(losses, groups)  # q keeps moving toward the worst group
+    dro.objective(losses, {"group": groups})  # q keeps moving toward the worst group
     assert dro.q.argmax().item() == 3 and dro.q[3] > q[3]
+
+
+def test_jtt_weights_the_error_set_by_lambda_up(tmp_path):
+    path = tmp_path / "errors.json"
+    path.write_text(json.dumps({"errors": [1, 3], "train_size": 5}))
+    jtt = JTT(error_set=path, upweight=4.0)
+    losses = torch.tensor([0.0, 2.0, 0.0, 2.0, 0.0])
+    loss = jtt.objective(losses, {"index": torch.arange(5)})
+    assert loss.item() == pytest.approx((4 * 2 + 4 * 2) / (1 + 4 + 1 + 4 + 1))
+    # Repeating each error 4 times in the data gives the same mean loss.
+    repeated = torch.tensor([0.0] + [2.0] * 4 + [0.0] + [2.0] * 4 + [0.0])
+    assert loss.item() == pytest.approx(repeated.mean().item())
+
+
+class _Threshold(nn.Module):
+    """A stand-in network: logit = mean pixel, so bright images are called positive."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2, 3))[:, None]
+
+
+def test_the_error_set_is_what_stage_one_gets_wrong():
+    model = ERM()
+    model.network = _Threshold()
+    images = torch.stack([torch.full((1, 4, 4), v) for v in (-1.0, 1.0, -1.0, 1.0)])
+    batch = {"index": torch.arange(4), "image": images, "y": torch.tensor([0, 0, 1, 1])}
+    assert misclassified(model, [batch]) == [1, 2]
+
+
+def test_dfr_retrains_only_the_head_of_the_base_model(tmp_path):
+    base = ERM()
+    torch.save({"state_dict": base.state_dict()}, tmp_path / "base.ckpt")
+    dfr = DFR(base=tmp_path / "base.ckpt")
+    for (name, a), b in zip(dfr.network.state_dict().items(), base.network.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+    trainable = {n for n, p in dfr.network.named_parameters() if p.requires_grad}
+    assert trainable == {"fc.weight", "fc.bias"}
+    dfr.train()
+    assert not dfr.network.training  # batch-norm statistics stay the base model's
+    optimised = {
+        id(p) for group in dfr.configure_optimizers().param_groups for p in group["params"]
+    }
+    assert optimised == {id(p) for p in dfr.head.parameters()}

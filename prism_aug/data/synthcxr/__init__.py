@@ -7,7 +7,12 @@ write_synthcxr("data/synthcxr", n_patients=4000)       # CheXpert-shaped folder 
 """
 
 from prism_aug.data.synthcxr.contact_sheet import write_contact_sheet
-from prism_aug.data.synthcxr.counterfactual import EDIT_ACTIONS, EDIT_ATTRIBUTES, counterfactual
+from prism_aug.data.synthcxr.counterfactual import (
+    EDIT_ACTIONS,
+    EDIT_ATTRIBUTES,
+    counterfactual,
+    record_counterfactual,
+)
 from prism_aug.data.synthcxr.findings import SUPPORTED_FINDINGS
 from prism_aug.data.synthcxr.masks import MASK_ATTRIBUTES, load_masks, save_masks
 from prism_aug.data.synthcxr.patient import Patient, sample_patient
@@ -27,6 +32,7 @@ __all__ = [
     "counterfactual",
     "group_counts",
     "load_masks",
+    "record_counterfactual",
     "render",
     "sample_patient",
     "save_masks",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from prism_aug.data.records import device_list
 from prism_aug.data.synthcxr.findings import SUPPORTED_FINDINGS
-from prism_aug.data.synthcxr.patient import Patient
+from prism_aug.data.synthcxr.patient import Patient, sample_patient
 from prism_aug.data.synthcxr.render import (
     SUPPORT_DEVICES,
     Rendering,
@@ -15,7 +16,7 @@ from prism_aug.data.synthcxr.render import (
     check_findings,
     render,
 )
-from prism_aug.data.vocabulary import DEVICES
+from prism_aug.data.vocabulary import DEVICE_TYPES, DEVICES, SEED
 
 EDIT_ACTIONS: tuple[str, ...] = ("add", "remove")
 EDIT_ATTRIBUTES: tuple[str, ...] = (*SUPPORTED_FINDINGS, *DEVICES, SUPPORT_DEVICES)
@@ -62,3 +63,14 @@ def counterfactual(
         size,
     )
     return source, target, source.image != target.image
+
+
+def record_counterfactual(
+    row: Mapping[str, object], edit_action: str, attribute: str, size: int = 64
+) -> tuple[Rendering, Rendering, np.ndarray]:
+    """``counterfactual`` of a SynthCXR record: its Seed's patient with its own findings
+    (code 1) and devices (the "Devices" cell)."""
+    findings = [f for f in SUPPORTED_FINDINGS if row.get(f) == 1.0]
+    patient = sample_patient(int(row[SEED]))
+    return counterfactual(patient, findings, device_list(row[DEVICE_TYPES]), edit_action,
+                          attribute, size)  # fmt: skip

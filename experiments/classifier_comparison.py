@@ -1,0 +1,158 @@
+"""Table 2: every robustness method on one shortcut study, several seeds.
+
+    make train-classifier
+    python experiments/classifier_comparison.py --config configs/classifiers/synthcxr.yaml \
+        --counterfactuals outputs/augment/synthcxr_tiny --seeds 0 1 2 --epochs 6 \
+        --out experiments/results/table2
+
+Each (method, seed) is one ``prism-classify fit`` with the same backbone, epochs and
+selection (the config's: validation worst-group accuracy), then a test of the selected
+checkpoint. Rows go to ``results.csv`` as they finish, and a rerun skips the rows already
+there. ``table2.md`` gives the mean and s.d. over seeds, ``table2.png`` the worst-group
+accuracy per method.
+
+Methods: ERM; SUBY, RWY, SUBG, RWG (samplers); GroupDRO; JTT (1 epoch of ERM, then the error
+set upweighted 20x); DFR (the ERM run's checkpoint, last layer refit for 60 epochs on
+half of the validation split, group-balanced); CF + ERM and CF + GroupDRO (real plus the accepted
+counterfactuals); oracle CF + ERM (SynthCXR's true counterfactuals of the same jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from classifiers.cli import main as classify
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+METRICS: tuple[str, ...] = (
+    "mean_acc",
+    "worst_group_acc",
+    "mean_group_acc",
+    "balanced_acc",
+    "auroc",
+    "min_auroc_within_a",
+    "ece",
+    "shortcut_reliance",
+)
+DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
+
+
+def method_arguments(
+    config: str, cf: str, runs: Path, seed: int
+) -> dict[str, Callable[[], list[str]]]:
+    """Each method's extra arguments, computed when its turn comes (DFR needs ERM's run)."""
+    cfs = [f"--data.counterfactuals=[{cf}]"]
+
+    def jtt() -> list[str]:
+        errors = runs / f"JTT-stage1-seed{seed}" / "errors.json"
+        if not errors.is_file():
+            fit(config, runs / f"JTT-stage1-seed{seed}", seed, 1, [
+                "--trainer.callbacks+=classifiers.jtt.ErrorSetWriter",
+                f"--trainer.callbacks.path={errors}",
+            ])  # fmt: skip
+        return ["--model=classifiers.JTT", f"--model.error_set={errors}", "--model.upweight=20"]
+
+    def dfr() -> list[str]:
+        base = sorted((runs / f"ERM-seed{seed}").glob("**/checkpoints/*.ckpt"))
+        if not base:
+            raise FileNotFoundError(f"DFR needs ERM's checkpoint under {runs}/ERM-seed{seed}")
+        # A linear head on about 60 balanced samples: many short epochs at a higher rate.
+        return ["--model=classifiers.DFR", f"--model.base={base[0]}", "--model.lr=0.01",
+                "--data.held_out_training=true", "--data.sampling=subg",
+                "--trainer.max_epochs=60", "--trainer.check_val_every_n_epoch=5"]  # fmt: skip
+
+    return {
+        "ERM": list,
+        "SUBY": lambda: ["--data.sampling=suby"],
+        "RWY": lambda: ["--data.sampling=rwy"],
+        "SUBG": lambda: ["--data.sampling=subg"],
+        "RWG": lambda: ["--data.sampling=rwg"],
+        "GroupDRO": lambda: DRO,
+        "JTT": jtt,
+        "DFR": dfr,
+        "CF + ERM": lambda: cfs,
+        "CF + GroupDRO": lambda: [*cfs, *DRO],
+        "oracle CF + ERM": lambda: [*cfs, "--data.counterfactual_images=ground_truth"],
+    }
+
+
+def fit(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> dict[str, float]:
+    """One ``prism-classify fit`` (then test); returns its test metrics without the prefix."""
+    cli = classify([
+        "fit", "--config", config, f"--seed_everything={seed}", f"--data.seed={seed}",
+        f"--trainer.max_epochs={epochs}", f"--trainer.default_root_dir={folder}",
+        "--trainer.logger=false", "--trainer.enable_progress_bar=false",
+        "--data.test_pairs=true", *extra,
+    ])  # fmt: skip
+    metrics = cli.trainer.callback_metrics
+    return {k.removeprefix("test/"): float(v) for k, v in metrics.items() if k.startswith("test/")}
+
+
+def _cell(mean: float, sd: float, metric: str) -> str:
+    """Accuracies and AUROCs in percent; ECE and shortcut reliance as probabilities."""
+    if metric in ("ece", "shortcut_reliance"):
+        return f"{mean:.3f} ± {sd:.3f}"
+    return f"{100 * mean:.1f} ± {100 * sd:.1f}"
+
+
+def summarise(results: pd.DataFrame, out: Path) -> str:
+    """Mean and s.d. over seeds per method, as markdown; also draws ``table2.png``."""
+    order = list(dict.fromkeys(results["method"]))
+    grouped = results.groupby("method")[list(METRICS)]
+    mean, sd = grouped.mean().loc[order], grouped.std(ddof=1).loc[order]
+    seeds = results.groupby("method")["seed"].nunique().loc[order]
+    header = "| method | seeds | " + " | ".join(METRICS) + " |"
+    lines = [header, "|---|---:|" + "---:|" * len(METRICS)]
+    for method in order:
+        cells = [_cell(mean.at[method, m], sd.at[method, m], m) for m in METRICS]
+        lines.append(f"| {method} | {seeds[method]} | " + " | ".join(cells) + " |")
+    figure, axis = plt.subplots(figsize=(9, 4))
+    axis.bar(order, 100 * mean["worst_group_acc"], yerr=100 * sd["worst_group_acc"].fillna(0))
+    axis.bar(order, 100 * mean["mean_acc"], fill=False, edgecolor="gray", label="mean accuracy")
+    axis.set_ylabel("worst-group accuracy (%)")
+    axis.tick_params(axis="x", rotation=45)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "table2.png", dpi=120)
+    return "\n".join(lines)
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="configs/classifiers/synthcxr.yaml")
+    parser.add_argument("--counterfactuals", default="outputs/augment/synthcxr_tiny")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--methods", nargs="+", default=None, help="a subset, by name")
+    parser.add_argument("--out", type=Path, default=Path("experiments/results/table2"))
+    options = parser.parse_args()
+    options.out.mkdir(parents=True, exist_ok=True)
+    path = options.out / "results.csv"
+    results = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "seed"])
+    runs = options.out / "runs"
+    for seed in options.seeds:
+        methods = method_arguments(options.config, options.counterfactuals, runs, seed)
+        for name in options.methods or list(methods):
+            if ((results["method"] == name) & (results["seed"] == seed)).any():
+                continue
+            folder = runs / f"{name.replace(' ', '').replace('+', '_')}-seed{seed}"
+            metrics = fit(options.config, folder, seed, options.epochs, methods[name]())
+            row = {"method": name, "seed": seed, **metrics}
+            results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
+            results.to_csv(path, index=False)
+            print(f"{name} seed {seed}: worst-group {row['worst_group_acc']:.3f}, "
+                  f"mean {row['mean_acc']:.3f}", flush=True)  # fmt: skip
+    table = summarise(results, options.out)
+    (options.out / "table2.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    run()
