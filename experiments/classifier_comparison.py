@@ -23,24 +23,11 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
 import pandas as pd
 
 from classifiers.cli import main as classify
+from classifiers.report import summarise
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-METRICS: tuple[str, ...] = (
-    "mean_acc",
-    "worst_group_acc",
-    "mean_group_acc",
-    "balanced_acc",
-    "auroc",
-    "min_auroc_within_a",
-    "ece",
-    "shortcut_reliance",
-)
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
 
 
@@ -95,35 +82,6 @@ def fit(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> 
     return {k.removeprefix("test/"): float(v) for k, v in metrics.items() if k.startswith("test/")}
 
 
-def _cell(mean: float, sd: float, metric: str) -> str:
-    """Accuracies and AUROCs in percent; ECE and shortcut reliance as probabilities."""
-    if metric in ("ece", "shortcut_reliance"):
-        return f"{mean:.3f} ± {sd:.3f}"
-    return f"{100 * mean:.1f} ± {100 * sd:.1f}"
-
-
-def summarise(results: pd.DataFrame, out: Path) -> str:
-    """Mean and s.d. over seeds per method, as markdown; also draws ``table2.png``."""
-    order = list(dict.fromkeys(results["method"]))
-    grouped = results.groupby("method")[list(METRICS)]
-    mean, sd = grouped.mean().loc[order], grouped.std(ddof=1).loc[order]
-    seeds = results.groupby("method")["seed"].nunique().loc[order]
-    header = "| method | seeds | " + " | ".join(METRICS) + " |"
-    lines = [header, "|---|---:|" + "---:|" * len(METRICS)]
-    for method in order:
-        cells = [_cell(mean.at[method, m], sd.at[method, m], m) for m in METRICS]
-        lines.append(f"| {method} | {seeds[method]} | " + " | ".join(cells) + " |")
-    figure, axis = plt.subplots(figsize=(9, 4))
-    axis.bar(order, 100 * mean["worst_group_acc"], yerr=100 * sd["worst_group_acc"].fillna(0))
-    axis.bar(order, 100 * mean["mean_acc"], fill=False, edgecolor="gray", label="mean accuracy")
-    axis.set_ylabel("worst-group accuracy (%)")
-    axis.tick_params(axis="x", rotation=45)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(out / "table2.png", dpi=120)
-    return "\n".join(lines)
-
-
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/classifiers/synthcxr.yaml")
@@ -149,7 +107,7 @@ def run() -> None:
             results.to_csv(path, index=False)
             print(f"{name} seed {seed}: worst-group {row['worst_group_acc']:.3f}, "
                   f"mean {row['mean_acc']:.3f}", flush=True)  # fmt: skip
-    table = summarise(results, options.out)
+    table = summarise(results, options.out / "table2.png")
     (options.out / "table2.md").write_text(table + "\n")
     print(table)
 

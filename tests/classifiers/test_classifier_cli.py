@@ -6,22 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from classifiers.cli import main
 from classifiers.data import ClassifierDataModule
 from prism_aug.augment.shards import ShardSink
-from prism_aug.data.synthcxr import write_synthcxr
 
 CONFIG = Path(__file__).parents[2] / "configs" / "classifiers" / "synthcxr.yaml"
-
-
-@pytest.fixture(scope="module")
-def synthcxr(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("data") / "synthcxr"
-    write_synthcxr(folder, 80, size=32, seed=0)
-    return folder
 
 
 def _counterfactuals(folder: Path, synthcxr: Path, n: int) -> Path:

@@ -1,0 +1,57 @@
+"""Tables and a bar chart of classifier results: one row per run, one line per method.
+
+Results are a DataFrame with columns ``method``, ``seed`` and the test metrics (as
+``GroupMetrics`` names them); the runners append to it run by run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+METRICS: tuple[str, ...] = (
+    "mean_acc",
+    "worst_group_acc",
+    "mean_group_acc",
+    "balanced_acc",
+    "auroc",
+    "min_auroc_within_a",
+    "ece",
+    "shortcut_reliance",
+)
+
+
+def _cell(mean: float, sd: float, metric: str) -> str:
+    """Accuracies and AUROCs in percent; ECE and shortcut reliance as probabilities."""
+    if metric in ("ece", "shortcut_reliance"):
+        return f"{mean:.3f} ± {sd:.3f}"
+    return f"{100 * mean:.1f} ± {100 * sd:.1f}"
+
+
+def summarise(results: pd.DataFrame, chart: Path) -> str:
+    """Mean and s.d. over seeds per method as a markdown table; draws the worst-group and
+    mean accuracy of each method into the PNG ``chart``."""
+    order = list(dict.fromkeys(results["method"]))
+    grouped = results.groupby("method")[list(METRICS)]
+    mean, sd = grouped.mean().loc[order], grouped.std(ddof=1).loc[order]
+    seeds = results.groupby("method")["seed"].nunique().loc[order]
+    header = "| method | seeds | " + " | ".join(METRICS) + " |"
+    lines = [header, "|---|---:|" + "---:|" * len(METRICS)]
+    for method in order:
+        cells = [_cell(mean.at[method, m], sd.at[method, m], m) for m in METRICS]
+        lines.append(f"| {method} | {seeds[method]} | " + " | ".join(cells) + " |")
+    figure, axis = plt.subplots(figsize=(9, 4))
+    axis.bar(order, 100 * mean["worst_group_acc"], yerr=100 * sd["worst_group_acc"].fillna(0))
+    axis.bar(order, 100 * mean["mean_acc"], fill=False, edgecolor="gray", label="mean accuracy")
+    axis.set_ylabel("worst-group accuracy (%)")
+    axis.tick_params(axis="x", rotation=45)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(chart, dpi=120)
+    plt.close(figure)
+    return "\n".join(lines)
