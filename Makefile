@@ -80,10 +80,13 @@ augment: $(TINY_MODEL) $(ORACLE)
 	$(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml
 
 # Table 2: every robustness method on SynthCXR's default study, 3 seeds, with the
-# counterfactuals of `make augment`.
+# counterfactuals of `make augment` and the null-edit control (the same sources unedited).
+NULL_EDITS := outputs/augment/synthcxr_tiny_null_edit
 train-classifier: augment
-	$(BIN)/python experiments/classifier_comparison.py --counterfactuals outputs/augment/synthcxr_tiny \
-		--out experiments/results/table2
+	$(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml \
+		--data.plan.policy=null-edit --data.out=$(NULL_EDITS)
+	$(BIN)/python experiments/classifier_comparison.py --out experiments/results/table2 \
+		--counterfactuals outputs/augment/synthcxr_tiny --null_edits $(NULL_EDITS)
 
 # Table 1 of the editor issue: every editing method on SynthCXR edits with ground truth.
 table1: $(TINY_MODEL) $(ORACLE)

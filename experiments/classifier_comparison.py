@@ -2,7 +2,8 @@
 
     make train-classifier
     python experiments/classifier_comparison.py --config configs/classifiers/synthcxr.yaml \
-        --counterfactuals outputs/augment/synthcxr_tiny --seeds 0 1 2 --epochs 6 \
+        --counterfactuals outputs/augment/synthcxr_tiny \
+        --null_edits outputs/augment/synthcxr_tiny_null_edit --seeds 0 1 2 --epochs 6 \
         --out experiments/results/table2
 
 Each (method, seed) is one ``prism-classify fit`` with the same backbone, epochs and
@@ -14,7 +15,9 @@ accuracy per method.
 Methods: ERM; SUBY, RWY, SUBG, RWG (samplers); GroupDRO; JTT (1 epoch of ERM, then the error
 set upweighted 20x); DFR (the ERM run's checkpoint, last layer refit for 60 epochs on
 half of the validation split, group-balanced); CF + ERM and CF + GroupDRO (real plus the accepted
-counterfactuals); oracle CF + ERM (SynthCXR's true counterfactuals of the same jobs).
+counterfactuals); oracle CF + ERM (SynthCXR's true counterfactuals of the same jobs); the
+null-edit control + ERM (the same sources through the generator with the null edit
+``keep:<attribute>``, accepted by the same verifier).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
 
 
 def method_arguments(
-    config: str, cf: str, runs: Path, seed: int
+    config: str, cf: str, null_edits: str, runs: Path, seed: int
 ) -> dict[str, Callable[[], list[str]]]:
     """Each method's extra arguments, computed when its turn comes (DFR needs ERM's run)."""
     cfs = [f"--data.counterfactuals=[{cf}]"]
@@ -67,6 +70,7 @@ def method_arguments(
         "CF + ERM": lambda: cfs,
         "CF + GroupDRO": lambda: [*cfs, *DRO],
         "oracle CF + ERM": lambda: [*cfs, "--data.counterfactual_images=ground_truth"],
+        "null edit + ERM": lambda: [f"--data.counterfactuals=[{null_edits}]"],
     }
 
 
@@ -86,6 +90,9 @@ def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/classifiers/synthcxr.yaml")
     parser.add_argument("--counterfactuals", default="outputs/augment/synthcxr_tiny")
+    parser.add_argument(
+        "--null_edits", default="outputs/augment/synthcxr_tiny_null_edit", help="the control"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--methods", nargs="+", default=None, help="a subset, by name")
@@ -96,7 +103,9 @@ def run() -> None:
     results = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "seed"])
     runs = options.out / "runs"
     for seed in options.seeds:
-        methods = method_arguments(options.config, options.counterfactuals, runs, seed)
+        methods = method_arguments(
+            options.config, options.counterfactuals, options.null_edits, runs, seed
+        )
         for name in options.methods or list(methods):
             if ((results["method"] == name) & (results["seed"] == seed)).any():
                 continue

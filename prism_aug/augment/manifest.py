@@ -1,8 +1,10 @@
 """The manifest of an augmentation run, read from its complete shards, and its summary.
 
 The shards are the truth: the manifest is rebuilt from them after every run (first or
-resumed), so it always describes exactly what the folder holds. Building it also checks
-the exactly-once promise: every planned key in one complete shard, none twice.
+resumed), so it always describes exactly what the folder holds. Its ``config`` is the run
+that wrote it; each sample's JSON keeps the settings and precision it was made with.
+Building it also checks the exactly-once promise: every planned key in one complete shard,
+none twice.
 """
 
 from __future__ import annotations

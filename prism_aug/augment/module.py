@@ -122,12 +122,12 @@ class AugmentModule(L.LightningModule):
             chosen = int(np.argmin(np.abs(np.asarray(fractions) - np.median(fractions))))
             status, reason, flipped, scores = UNVERIFIED, "no verifier", None, None
         else:
-            chosen = verdict.chosen if verdict.accepted else _closest_to_flip(verdict, spec)
+            attribute = judged_attribute(spec, self.verifier.classifier.attributes)
+            wanted = _wanted(verdict, spec, attribute, self.threshold)
+            chosen = verdict.chosen if verdict.accepted else _closest(verdict, attribute, wanted)
             status = ACCEPTED if verdict.accepted else REJECTED
             reason = verdict.reason
-            attribute = judged_attribute(spec, self.verifier.classifier.attributes)
-            p = verdict.candidate_scores[chosen][attribute]
-            flipped = (p >= self.threshold) == (spec.action == "add")
+            flipped = (verdict.candidate_scores[chosen][attribute] >= self.threshold) == wanted
             scores = {
                 "threshold": self.threshold,
                 "passed": list(verdict.passed),
@@ -164,16 +164,25 @@ class AugmentModule(L.LightningModule):
             "target_prompt": target_prompt,
             "seed": seed,
             "settings": asdict(self.settings),
+            "precision": str(self._trainer.precision) if self._trainer is not None else None,
             "model": self.model_id,
         }
         return {"__key__": job.key, "json": meta}
 
 
-def _closest_to_flip(verdict: Verdict, spec: EditSpec) -> int:
-    """A rejected edit's most telling candidate: the one the oracle saw closest to flipped."""
-    attribute = judged_attribute(spec, list(verdict.source_scores))
+def _wanted(verdict: Verdict, spec: EditSpec, attribute: str, threshold: float) -> bool:
+    """Whether the edit should leave the attribute present: "add", or "keep" of a source
+    the oracle sees it in."""
+    if spec.action == "keep":
+        return verdict.source_scores[attribute] >= threshold
+    return spec.action == "add"
+
+
+def _closest(verdict: Verdict, attribute: str, wanted: bool) -> int:
+    """A rejected edit's most telling candidate: the one the oracle saw closest to the
+    wanted state of the attribute."""
     p = np.array([scores[attribute] for scores in verdict.candidate_scores])
-    return int(p.argmax() if spec.action == "add" else p.argmin())
+    return int(p.argmax() if wanted else p.argmin())
 
 
 def _resized(image: np.ndarray, size: int) -> np.ndarray:

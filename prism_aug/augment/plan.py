@@ -9,6 +9,9 @@ and the plan settings, so every rank of a run and every resumed run agree on it.
   effusion-with-device images and adds devices to effusion-free images without one.
   ``max_per_group`` caps the jobs per filled group (a smaller run on a CPU).
 - ``flip-all``: every record whose attribute is known gets it flipped.
+- ``null-edit``: the sources of ``balance`` (same seed and cap) with the null edit
+  ``keep:<attribute>``: the control that passes images through the generator unedited,
+  so that "looks generated" cannot be what helps a classifier.
 - ``jobs``: an explicit CSV of ``path`` (a record's path) and ``edit`` (``remove:...``).
 
 Keys are stable and unique: the source's path with every character outside ``[A-Za-z0-9_-]``
@@ -29,7 +32,7 @@ from prism_aug.data.prompts import ATTRIBUTES, EditSpec
 from prism_aug.data.shortcuts import EXCLUDED, group_arrays, group_key
 from prism_aug.data.vocabulary import PATH
 
-POLICIES: tuple[str, ...] = ("balance", "flip-all", "jobs")
+POLICIES: tuple[str, ...] = ("balance", "flip-all", "null-edit", "jobs")
 PLAN_COLUMNS: tuple[str, ...] = ("key", "source_key", "path", "edit", "group_before", "group_after")
 
 
@@ -38,11 +41,12 @@ class PlanSettings:
     """What to generate (see the module docstring).
 
     Args:
-        policy: "balance", "flip-all" or "jobs".
+        policy: "balance", "flip-all", "null-edit" or "jobs".
         target: the finding y whose groups are balanced and reported.
         attribute: the attribute a that is edited (a finding or a device).
         jobs: the CSV of the ``jobs`` policy (columns ``path`` and ``edit``).
-        max_per_group: at most this many jobs per filled group (``balance``); None fills.
+        max_per_group: at most this many jobs per filled group (``balance``, ``null-edit``);
+            None fills.
         seed: which majority-group images ``balance`` picks when it needs fewer than all.
     """
 
@@ -84,8 +88,10 @@ def make_plan(records: pd.DataFrame, settings: PlanSettings) -> pd.DataFrame:
             named), two jobs share a key, or the attribute is not editable.
     """
     y, a = group_arrays(records, settings.target, settings.attribute)
-    if settings.policy == "balance":
+    if settings.policy in ("balance", "null-edit"):
         rows, edits = _balance(y, a, settings)
+        if settings.policy == "null-edit":
+            edits = [f"keep:{settings.attribute}"] * len(edits)
     elif settings.policy == "flip-all":
         rows = np.flatnonzero(a >= 0)
         edits = ["remove" if a[i] else "add" for i in rows]
@@ -103,7 +109,7 @@ def make_plan(records: pd.DataFrame, settings: PlanSettings) -> pd.DataFrame:
             "edit": [str(spec) for spec in specs],
             "group_before": [_group(y[i], a[i]) for i in rows],
             "group_after": [
-                _group(y[i], a[i] if spec.attribute != settings.attribute else 1 - a[i])
+                _group(y[i], 1 - a[i] if _flips(spec, settings.attribute) else a[i])
                 for i, spec in zip(rows, specs, strict=True)
             ],
         },
@@ -116,6 +122,11 @@ def make_plan(records: pd.DataFrame, settings: PlanSettings) -> pd.DataFrame:
             f"{sorted(set(plan.loc[duplicated, 'key']))[:5]}"
         )
     return plan
+
+
+def _flips(spec: EditSpec, attribute: str) -> bool:
+    """Whether a job moves its source to the other value of the study's attribute."""
+    return spec.attribute == attribute and spec.action != "keep"
 
 
 def _group(y: int, a: int) -> str:

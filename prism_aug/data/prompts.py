@@ -24,7 +24,9 @@ NORMAL_CAPTION = "Normal chest X-ray with no significant findings"
 # Findings a caption can name: "No Finding" is what the normal caption says instead.
 CAPTION_FINDINGS: tuple[str, ...] = tuple(f for f in FINDINGS if f != "No Finding")
 SUPPORT_DEVICES = "Support Devices"
-ACTIONS: tuple[str, ...] = ("remove", "add")
+# "keep" changes nothing: the null edit, a control that passes an image through the same
+# inversion and denoising with its own caption as the target.
+ACTIONS: tuple[str, ...] = ("remove", "add", "keep")
 ATTRIBUTES: tuple[str, ...] = (*CAPTION_FINDINGS, *DEVICES)
 
 
@@ -61,7 +63,7 @@ class EditSpec:
     """One counterfactual edit, spelled ``action:attribute`` everywhere (configs, shards).
 
     Args:
-        action: "remove" or "add".
+        action: "remove", "add" or "keep" (the null edit: same caption, same labels).
         attribute: a finding other than "No Finding", or a device type from DEVICES. A
             device edit flips "Support Devices" in the caption when it changes whether any
             device is present.
@@ -113,6 +115,8 @@ class EditSpec:
             if code == -1.0:
                 return False, f"{self.attribute} is uncertain or masked (-1)"
             present = code == 1.0
+        if self.action == "keep":
+            return True, ""
         if self.action == "remove" and not present:
             return False, f"{self.attribute} is absent, nothing to remove"
         if self.action == "add" and present:
@@ -125,6 +129,8 @@ class EditSpec:
         if not ok:
             raise ValueError(f"edit {self} does not apply: {reason}")
         edited = dict(labels)
+        if self.action == "keep":
+            return edited
         if not self.is_device:
             edited[self.attribute] = 1.0 if self.action == "add" else 0.0
             if (

@@ -104,7 +104,12 @@ class Verifier:
         attributes: list[str],
     ) -> Verdict:
         target = attributes.index(judged_attribute(edit, attributes))
-        wanted = edit.action == "add"
+        # A null edit ("keep") must leave the attribute as the oracle sees it in the source.
+        wanted = (
+            bool(source_p[target] >= self.threshold)
+            if edit.action == "keep"
+            else (edit.action == "add")
+        )
         flipped = (candidate_p[:, target] >= self.threshold) == wanted  # (K,)
         others = [j for j, name in enumerate(attributes) if name not in may_change(edit)]
         kept = (candidate_p[:, others] >= self.threshold) == (source_p[others] >= self.threshold)
@@ -114,8 +119,9 @@ class Verifier:
         reason = ""
         if not flipped.any():
             best = candidate_p[:, target].max() if wanted else candidate_p[:, target].min()
+            verb = "kept" if edit.action == "keep" else "shows" if wanted else "lost"
             reason = (
-                f"no candidate {'shows' if wanted else 'lost'} {attributes[target]} "
+                f"no candidate {verb} {attributes[target]} "
                 f"(best p={best:.2f}, threshold {self.threshold})"
             )
         elif chosen < 0:

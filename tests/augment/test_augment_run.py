@@ -29,6 +29,7 @@ META_FIELDS = {
     "target_prompt",
     "seed",
     "settings",
+    "precision",
     "model",
 }
 

@@ -104,3 +104,13 @@ def test_settings_refuse_what_cannot_be_planned():
     with pytest.raises(ValueError, match="unknown plan policy"):
         PlanSettings(policy="all")
     assert make_plan(_records(1, 1, 1, 1), PlanSettings()).empty  # already balanced
+
+
+def test_the_null_edit_control_takes_the_sources_of_balance():
+    records = _records(n11=9, n10=2, n01=1, n00=6)
+    balance = make_plan(records, PlanSettings(max_per_group=4))
+    control = make_plan(records, PlanSettings(policy="null-edit", max_per_group=4))
+    assert control["source_key"].tolist() == balance["source_key"].tolist()
+    assert set(control["edit"]) == {"keep:Support Devices"}
+    assert (control["group_after"] == control["group_before"]).all()
+    assert control["key"].str.endswith("__keep-support-devices").all()

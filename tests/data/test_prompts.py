@@ -36,7 +36,7 @@ def test_captions_matches_caption_row_by_row() -> None:
 
 
 @pytest.mark.parametrize("attribute", ATTRIBUTES)
-@pytest.mark.parametrize("action", ["remove", "add"])
+@pytest.mark.parametrize("action", ["remove", "add", "keep"])
 def test_edit_spec_has_one_spelling(action: str, attribute: str) -> None:
     text = f"{action}:{attribute}"
     spec = EditSpec.parse(text)
@@ -47,8 +47,8 @@ def test_edit_spec_has_one_spelling(action: str, attribute: str) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("Support Devices", r"not 'action:attribute'.*\('remove', 'add'\)"),
-        ("delete:Edema", r"unknown edit action 'delete'.*\('remove', 'add'\)"),
+        ("Support Devices", r"not 'action:attribute'.*\('remove', 'add', 'keep'\)"),
+        ("delete:Edema", r"unknown edit action 'delete'.*\('remove', 'add', 'keep'\)"),
         ("remove:No Finding", r"unknown edit attribute 'No Finding'.*Edema.*Pacemaker"),
         ("remove:support devices", r"unknown edit attribute 'support devices'"),
         ("remove: Edema", r"unknown edit attribute ' Edema'"),
@@ -113,3 +113,13 @@ def test_device_edits_flip_support_devices_when_any_device_changes() -> None:
     assert set(DEVICES) <= set(ATTRIBUTES)
     cleared = EditSpec.parse("remove:Support Devices").edited_labels(two)
     assert (cleared["Support Devices"], cleared["Devices"]) == (0.0, "")
+
+
+def test_the_null_edit_keeps_labels_and_caption() -> None:
+    labels = {"Pleural Effusion": 1.0, "Support Devices": 1.0, "Devices": "Chest Tube"}
+    for attribute in ("Support Devices", "Chest Tube", "Cardiomegaly"):
+        keep = EditSpec.parse(f"keep:{attribute}")
+        assert keep.applies_to(labels) == (True, "")
+        assert keep.edited_labels(labels) == labels
+        source, target = edit_prompts(labels, keep)
+        assert source == target == "Chest X-ray showing Pleural Effusion, Support Devices"

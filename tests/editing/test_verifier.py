@@ -75,3 +75,19 @@ def test_attributes_an_edit_may_change() -> None:
     }
     with pytest.raises(ValueError, match="cannot judge add:Edema"):
         judged_attribute(EditSpec.parse("add:Edema"), QuadrantClassifier.attributes)
+
+
+def test_a_null_edit_passes_only_when_nothing_changes() -> None:
+    keep = EditSpec.parse("keep:Support Devices")
+    source = _image(devices=True, effusion=False)
+    candidates = np.stack(
+        [
+            _image(devices=False, effusion=False),  # lost the device
+            _image(devices=True, effusion=True),  # grew an effusion
+            _image(devices=True, effusion=False, grey=104),  # the same, a little brighter
+        ]
+    )
+    (verdict,) = Verifier(QuadrantClassifier()).judge(source[None], candidates[None], [keep])
+    assert verdict.passed == (False, False, True) and verdict.chosen == 2
+    (rejected,) = Verifier(QuadrantClassifier()).judge(source[None], candidates[None, :1], [keep])
+    assert not rejected.accepted and "no candidate kept Support Devices" in rejected.reason
