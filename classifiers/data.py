@@ -34,11 +34,13 @@ from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import complete_shards
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.records import filter_views, load_image, read_chexpert
-from prism_aug.data.shortcuts import group_arrays
+from prism_aug.data.shortcuts import balanced_subset, group_arrays, shortcut_subset
+from prism_aug.data.splits import add_splits
 from prism_aug.data.synthcxr import record_counterfactual
 
 SAMPLINGS: tuple[str, ...] = ("none", "suby", "subg", "rwy", "rwg")
 CF_IMAGES: tuple[str, ...] = ("generated", "ground_truth")
+PATIENT_SPLITS: dict[str, str] = {"train": "train", "val": "valid", "test": "test"}
 
 
 def to_input(image: np.ndarray, size: int) -> torch.Tensor:
@@ -142,6 +144,11 @@ class ClassifierDataModule(L.LightningDataModule):
             test metrics add the shortcut reliance mean |p(x) - p(x_cf)|.
         held_out_training: train on every other record of the validation split and
             validate on the rest (DFR's last-layer retraining on held-out data).
+        split_by_patient: read only ``train_csv`` and split it 70/15/15 by patient
+            (CheXpert's train.csv); otherwise each split has its CSV (SynthCXR's folders).
+        correlation: (P(a=1 | y=1), P(a=1 | y=0)) set exactly in train and validation
+            (``shortcut_subset``, e.g. DeCoDEx's [0.9, 0.1]), with a group-balanced test;
+            None keeps the records as they are.
     """
 
     def __init__(
@@ -160,6 +167,8 @@ class ClassifierDataModule(L.LightningDataModule):
         counterfactual_images: str = "generated",
         test_pairs: bool = False,
         held_out_training: bool = False,
+        split_by_patient: bool = False,
+        correlation: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         if sampling not in SAMPLINGS:
@@ -175,6 +184,7 @@ class ClassifierDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.held_out_training = held_out_training
         self.counterfactual_images, self.test_pairs = counterfactual_images, test_pairs
+        self.split_by_patient, self.correlation = split_by_patient, correlation
         self.datasets: dict[str, StudyImages] = {}
 
     def _split(self, split: str) -> StudyImages:
@@ -200,8 +210,21 @@ class ClassifierDataModule(L.LightningDataModule):
         return StudyImages(root, paths, labels, self.image_size, images, extra)
 
     def _records(self, split: str) -> pd.DataFrame:
-        records = filter_views(read_chexpert(self.csvs[split]))
-        return apply_label_policy(records, LabelPolicy())
+        """A split's frontal records after the label policy, made into the study's subset."""
+        csv = self.csvs["train" if self.split_by_patient else split]
+        records = apply_label_policy(filter_views(read_chexpert(csv)), LabelPolicy())
+        if self.split_by_patient:
+            named = add_splits(records)
+            records = named[named["split"] == PATIENT_SPLITS[split]].drop(columns="split")
+        if self.correlation is None:
+            return records
+        if split == "test":
+            subset, _ = balanced_subset(records, self.target, self.attribute, seed=self.seed)
+        else:
+            subset, _ = shortcut_subset(
+                records, self.target, self.attribute, *self.correlation, seed=self.seed
+            )
+        return subset
 
     def _counterfactuals(self, records: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
         """The usable counterfactuals of the run folders, or their ground truth, as images

@@ -50,7 +50,7 @@ def summarise(results: pd.DataFrame, chart: Path) -> str:
     axis.bar(order, 100 * mean["mean_acc"], fill=False, edgecolor="gray", label="mean accuracy")
     axis.set_ylabel("worst-group accuracy (%)")
     axis.tick_params(axis="x", rotation=45)
-    axis.legend()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.tight_layout()
     figure.savefig(chart, dpi=120)
     plt.close(figure)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
+import yaml
 
 from classifiers.cli import main
 from classifiers.data import ClassifierDataModule
@@ -78,3 +80,34 @@ def test_fit_then_test_the_selected_checkpoint(synthcxr, tmp_path, capsys):
     assert "test/worst_group_acc" in printed and "test/min_auroc_within_a" in printed
     assert "test/shortcut_reliance" in printed
     assert list(tmp_path.glob("checkpoints/0-worst*.ckpt"))
+
+
+def test_a_study_is_cut_from_one_csv_by_patient_with_exact_rates(synthcxr):
+    # One CSV of every patient, as CheXpert's train.csv (SynthCXR's own files are split
+    # by the same patient hash already).
+    every = pd.concat([pd.read_csv(synthcxr / f"{s}.csv") for s in ("train", "valid", "test")])
+    every.to_csv(synthcxr / "all.csv", index=False)
+    data = ClassifierDataModule(
+        train_csv=synthcxr / "all.csv", split_by_patient=True, correlation=(0.5, 0.5),
+        image_size=32,
+    )  # fmt: skip
+    data.setup("fit")
+    data.setup("test")
+    paths = {split: set(data.datasets[split].paths) for split in ("train", "val", "test")}
+    assert not paths["train"] & paths["val"] and not paths["train"] & paths["test"]
+    train = data.datasets["train"]
+    for y in (0, 1):  # P(a=1 | y) = 1/2 exactly
+        a = train.labels[train.y == y, 1]
+        assert len(a) and a.mean() == 0.5
+    counts = np.bincount(data.datasets["test"].groups, minlength=4)
+    assert len(set(counts.tolist())) == 1  # a group-balanced test
+
+
+@pytest.mark.parametrize("config", ["synthcxr.yaml", "chexpert_densenet121.yaml"])
+def test_configs_parse(config, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(CONFIG.parent / config), "--model.lr=0.0042",
+              "--print_config"])  # fmt: skip
+    assert done.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["lr"] == 0.0042
