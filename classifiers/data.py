@@ -1,10 +1,12 @@
 """Images of a shortcut study, with the sampler each robustness method needs.
 
-Batches are dicts ``{"index", "image", "y", "group"}`` (BalancingGroups' habit): ``image``
-float ``(B, 1, S, S)`` normalised by our grayscale statistics (mean 0.5, std 0.5 of [0, 1]
-pixels, i.e. [-1, 1]; timm's defaults are 3-channel ImageNet ones), ``y`` the target finding
-(0/1), ``group`` g = 2y + a. Counterfactual shards (``prism-aug augment``) join the training
-set with their edited labels and groups.
+Batches are dicts ``{"index", "image", "y", "group", "findings"}`` (BalancingGroups'
+habit): ``image`` float ``(B, 1, S, S)`` normalised by our grayscale statistics (mean 0.5,
+std 0.5 of [0, 1] pixels, i.e. [-1, 1]; timm's defaults are 3-channel ImageNet ones), ``y``
+the target finding (0/1), ``group`` g = 2y + a, ``findings`` the 14 CheXpert findings'
+codes ``(B, 14)`` (1, 0, or -1 where the label policy masked them) for the multi-label
+task. Counterfactual shards (``prism-aug augment``) join the training set with their
+edited labels and groups.
 
 Samplers (``sampling``): "none" (ERM), "suby" / "subg" (subsample every class / group to the
 smallest once, seeded), "rwy" / "rwg" (draw with replacement, weight 1 / size of the class /
@@ -37,6 +39,7 @@ from prism_aug.data.records import filter_views, load_image, read_chexpert
 from prism_aug.data.shortcuts import balanced_subset, group_arrays, shortcut_subset
 from prism_aug.data.splits import add_splits
 from prism_aug.data.synthcxr import record_counterfactual
+from prism_aug.data.vocabulary import FINDINGS
 
 SAMPLINGS: tuple[str, ...] = ("none", "suby", "subg", "rwy", "rwg")
 CF_IMAGES: tuple[str, ...] = ("generated", "ground_truth")
@@ -54,6 +57,8 @@ def to_input(image: np.ndarray, size: int) -> torch.Tensor:
 class StudyImages(Dataset):
     """Record images (read from disk per item) followed by in-memory counterfactuals.
 
+    ``labels`` is ``(N, 2 + 14)``: y, a, then the 14 findings' codes (1, 0, or -1 where the
+    label policy masked them), which items carry as ``findings`` for the multi-label task.
     With ``pairs`` (SynthCXR records and the study's attribute), each record's item also
     holds ``image_cf``: its true counterfactual with the attribute flipped, for measuring
     how much a prediction moves with the spurious attribute alone.
@@ -71,8 +76,8 @@ class StudyImages(Dataset):
     ) -> None:
         self.root, self.paths, self.size, self.pairs = root, paths, size, pairs
         self.extra = extra_images or []
-        extras = np.zeros((0, 2), np.int64) if extra_labels is None else extra_labels
-        self.labels = np.concatenate([labels, extras]).astype(np.int64)  # (N, 2): y, a
+        extras = np.zeros((0, labels.shape[1]), np.int64) if extra_labels is None else extra_labels
+        self.labels = np.concatenate([labels, extras]).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -88,12 +93,13 @@ class StudyImages(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         n = len(self.paths)
         image = load_image(self.root, self.paths[index]) if index < n else self.extra[index - n]
-        y, a = self.labels[index]
+        y, a = self.labels[index, :2]
         item = {
             "index": index,
             "image": to_input(image, self.size),
             "y": int(y),
             "group": int(group_index(torch.tensor(y), torch.tensor(a))),
+            "findings": torch.from_numpy(self.labels[index, 2:]),
         }
         if self.pairs is not None:
             rows, attribute = self.pairs
@@ -198,7 +204,8 @@ class ClassifierDataModule(L.LightningDataModule):
         eligible = y >= 0
         if not eligible.any():
             raise ValueError(f"{csv}: no record has both {self.target!r} and {self.attribute!r}")
-        labels = np.stack([y[eligible], a[eligible]], axis=1)
+        codes = records[list(FINDINGS)].to_numpy(dtype=np.int64)[eligible]
+        labels = np.concatenate([np.stack([y[eligible], a[eligible]], axis=1), codes], axis=1)
         paths = records["path"].to_numpy()[eligible].tolist()
         root = records.attrs["root"]
         if split == "test" and self.test_pairs:
@@ -228,7 +235,7 @@ class ClassifierDataModule(L.LightningDataModule):
 
     def _counterfactuals(self, records: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
         """The usable counterfactuals of the run folders, or their ground truth, as images
-        and (y, a) labels."""
+        and labels (y, a, the 14 findings' codes after the edit)."""
         shards = [s for folder in self.counterfactuals for s in complete_shards(f"{folder}/shards")]
         if not shards:
             raise FileNotFoundError(f"no complete shards in {self.counterfactuals}")
@@ -241,8 +248,11 @@ class ClassifierDataModule(L.LightningDataModule):
                 image = record_counterfactual(rows[item["source_path"]], action, attribute,
                                               image.shape[0])[1].image  # fmt: skip
             images.append(image)
-            labels.append([int(part.split("=")[1]) for part in item["group"].split(",")])
-        return images, np.asarray(labels, dtype=np.int64).reshape(-1, 2)
+            y_a = [int(part.split("=")[1]) for part in item["group"].split(",")]
+            after = item["labels"]
+            codes = [-1 if after.get(f) is None else int(after[f]) for f in FINDINGS]
+            labels.append(y_a + codes)
+        return images, np.asarray(labels, dtype=np.int64).reshape(-1, 2 + len(FINDINGS))
 
     def setup(self, stage: str) -> None:
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}[stage]

@@ -24,7 +24,7 @@ def misclassified(model: ERM, loader: DataLoader) -> list[int]:
     model.eval()
     wrong = []
     for batch in loader:
-        logits = model(batch["image"].to(model.device))
+        logits = model(batch["image"].to(model.device))[:, model.target_column]
         miss = (logits >= 0).long().cpu() != batch["y"]
         wrong.extend(batch["index"][miss].tolist())
     return sorted(wrong)

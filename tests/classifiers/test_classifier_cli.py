@@ -111,3 +111,17 @@ def test_configs_parse(config, capsys):
     assert done.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["init_args"]["lr"] == 0.0042
+
+
+def test_the_multilabel_task_logs_each_findings_auroc(synthcxr, tmp_path, capsys):
+    main([
+        "fit", "--config", str(CONFIG), "--model.findings=[Cardiomegaly, Pleural Effusion, Edema]",
+        "--data.image_size", "32", "--data.batch_size", "16",
+        f"--data.train_csv={synthcxr}/train.csv", f"--data.val_csv={synthcxr}/valid.csv",
+        f"--data.test_csv={synthcxr}/test.csv", "--trainer.max_epochs", "1",
+        "--trainer.logger", "false", f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar", "false",
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "test/auroc_Cardiomegaly" in printed and "test/mean_auroc" in printed
+    assert "test/worst_group_acc" in printed  # the study's target column still judged

@@ -15,6 +15,7 @@ from classifiers.dfr import DFR
 from classifiers.group_dro import GroupDRO, group_mean_losses
 from classifiers.jtt import JTT, misclassified
 from classifiers.module import ERM
+from prism_aug.data.vocabulary import FINDINGS
 
 GROUPS = np.array([0] * 6 + [1] * 2 + [2] * 1 + [3] * 3)
 
@@ -108,3 +109,22 @@ def test_dfr_retrains_only_the_head_of_the_base_model(tmp_path):
         id(p) for group in dfr.configure_optimizers().param_groups for p in group["params"]
     }
     assert optimised == {id(p) for p in dfr.head.parameters()}
+
+
+def test_the_multilabel_loss_leaves_masked_findings_out():
+    model = ERM(findings=["Cardiomegaly", "Pleural Effusion", "Edema"], target="Pleural Effusion")
+    assert model.network.get_classifier().out_features == 3 and model.target_column == 1
+    codes = torch.full((2, 14), -1)
+    columns = [FINDINGS.index(f) for f in ("Cardiomegaly", "Pleural Effusion", "Edema")]
+    codes[0, columns] = torch.tensor([1, 0, -1])  # Edema masked for the first image
+    codes[1, columns] = torch.tensor([0, 1, 1])
+    logits = torch.tensor([[2.0, -1.0, 5.0], [0.0, 3.0, -2.0]])
+    losses = model.sample_losses(logits, {"findings": codes})
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    first = (
+        bce(torch.tensor(2.0), torch.tensor(1.0)) + bce(torch.tensor(-1.0), torch.tensor(0.0))
+    ) / 2
+    second = bce(logits[1], torch.tensor([0.0, 1.0, 1.0]))
+    torch.testing.assert_close(losses, torch.stack([first, second]))
+    with pytest.raises(ValueError, match="not among the findings"):
+        ERM(findings=["Edema"], target="Pleural Effusion")
