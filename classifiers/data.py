@@ -44,6 +44,8 @@ from prism_aug.data.vocabulary import FINDINGS
 SAMPLINGS: tuple[str, ...] = ("none", "suby", "subg", "rwy", "rwg")
 CF_IMAGES: tuple[str, ...] = ("generated", "ground_truth")
 PATIENT_SPLITS: dict[str, str] = {"train": "train", "val": "valid", "test": "test"}
+# Our grayscale normalisation of [0, 1] pixels (timm's defaults are 3-channel ImageNet's).
+INPUT_MEAN, INPUT_STD = 0.5, 0.5
 
 
 def to_input(image: np.ndarray, size: int) -> torch.Tensor:
@@ -51,7 +53,7 @@ def to_input(image: np.ndarray, size: int) -> torch.Tensor:
     x = torch.from_numpy(np.array(image, dtype=np.float32)).div(255.0)[None, None]
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-    return x[0].sub(0.5).div(0.5)
+    return x[0].sub(INPUT_MEAN).div(INPUT_STD)
 
 
 class StudyImages(Dataset):

@@ -25,15 +25,25 @@ from prism_aug.evaluation.oracle_network import OracleNetwork
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "oracle.json"
 
 
-def save_oracle(network: OracleNetwork, image_size: int, out_dir: str | Path) -> Path:
-    """Write ``network`` (weights as safetensors, config as JSON) into ``out_dir``."""
+def save_oracle(
+    network: OracleNetwork,
+    image_size: int,
+    out_dir: str | Path,
+    attributes: tuple[str, ...] = ORACLE_ATTRIBUTES,
+) -> Path:
+    """Write ``network`` (weights as safetensors, config as JSON) into ``out_dir``.
+
+    Args:
+        attributes: the names of the network's outputs, in order (the SynthCXR oracle's by
+            default; an exported classifier's findings otherwise).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     save_file(state, out_dir / WEIGHTS_NAME)
     config = {
         "network": network.config,
-        "attributes": list(ORACLE_ATTRIBUTES),
+        "attributes": list(attributes),
         "image_size": int(image_size),
     }
     (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
