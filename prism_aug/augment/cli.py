@@ -19,11 +19,11 @@ import numpy as np
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from prism_aug.augment.data import SHARD_FOLDER, AugmentDataModule
+from prism_aug.augment.data import AugmentDataModule
 from prism_aug.augment.manifest import build_manifest, format_summary
 from prism_aug.augment.module import FAILED, AugmentModule
 from prism_aug.augment.reader import read_augmented
-from prism_aug.augment.shards import complete_shards, filesystem
+from prism_aug.augment.shards import SHARD_FOLDER, complete_shards, filesystem
 from prism_aug.augment.writer import ShardPredictionWriter
 from prism_aug.editing.cli import write_grid
 

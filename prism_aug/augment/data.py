@@ -25,10 +25,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from prism_aug.augment.plan import PlanSettings, make_plan
 from prism_aug.augment.shards import (
-    complete_shards,
+    SHARD_FOLDER,
     discard_partial_shards,
     filesystem,
-    read_metadata,
+    shard_metadata,
 )
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.prompts import EditSpec
@@ -36,7 +36,7 @@ from prism_aug.data.records import filter_views, load_image, read_chexpert
 from prism_aug.data.shortcuts import group_counts
 from prism_aug.data.vocabulary import DEVICE_TYPES, FINDINGS, PATH
 
-PLAN_NAME, SHARD_FOLDER = "plan.csv", "shards"
+PLAN_NAME = "plan.csv"
 
 
 @dataclass
@@ -65,12 +65,8 @@ class Chunk:
 
 def done_keys(out: str) -> set[str]:
     """Keys already in complete shards of the run folder ``out``."""
-    fs, _ = filesystem(out)
-    return {
-        meta["key"]
-        for path in complete_shards(f"{out}/{SHARD_FOLDER}")
-        for meta in read_metadata(fs, path)
-    }
+    shards = shard_metadata(f"{out}/{SHARD_FOLDER}")
+    return {meta["key"] for metas in shards.values() for meta in metas}
 
 
 def record_labels(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from prism_aug.augment.module import ACCEPTED, FAILED, REJECTED, UNVERIFIED
-from prism_aug.augment.shards import complete_shards, filesystem, read_metadata
+from prism_aug.augment.shards import SHARD_FOLDER, filesystem, shard_metadata
 
 MANIFEST_NAME = "manifest.json"
 PACKAGES: tuple[str, ...] = (
@@ -65,8 +65,7 @@ def build_manifest(
     """
     fs, folder = filesystem(out)
     shards, samples = {}, []
-    for path in complete_shards(f"{out}/shards"):
-        metas = list(read_metadata(fs, path))
+    for path, metas in shard_metadata(f"{out}/{SHARD_FOLDER}").items():
         name = PurePosixPath(path).name
         shards[name] = {"keys": [m["key"] for m in metas], "sha256": _sha256(fs, path)}
         samples.extend(metas)

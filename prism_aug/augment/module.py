@@ -87,6 +87,7 @@ class AugmentModule(L.LightningModule):
                 for job in jobs:
                     job.error = f"edit failed: {type(err).__name__}: {err}"
                 jobs = []
+        edited = {job.key: i for i, job in enumerate(jobs)}  # row of each edited job
         samples = []
         for job in chunk.jobs:
             if job.done:
@@ -94,7 +95,7 @@ class AugmentModule(L.LightningModule):
             if job.error:
                 samples.append(self._sample(job, seed, FAILED, job.error))
                 continue
-            i = jobs.index(job)
+            i = edited[job.key]
             samples.append(self._edited_sample(job, seed, images[i], candidates[i], verdicts[i]))
         return samples
 

@@ -20,14 +20,11 @@ import fsspec
 import webdataset as wds
 from fsspec.core import url_to_fs
 
+SHARD_FOLDER = "shards"  # inside a run folder
 SHARD_RE = re.compile(r"aug-(\d{3})-(\d{3})-(\d{6})\.tar$")
 PARTIAL_SUFFIX = ".partial"
 # A fixed modification time makes a shard's bytes a function of its samples only.
 SHARD_MTIME = 0.0
-
-
-def shard_name(attempt: int, rank: int, index: int) -> str:
-    return f"aug-{attempt:03d}-{rank:03d}-{index:06d}.tar"
 
 
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -68,6 +65,13 @@ def read_metadata(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[dict[str
                 yield json.loads(tar.extractfile(member).read())
 
 
+def shard_metadata(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Each complete shard of folder ``url`` (by path, in name order) with its samples'
+    metadata."""
+    fs, _ = filesystem(url)
+    return {path: list(read_metadata(fs, path)) for path in complete_shards(url)}
+
+
 class ShardSink:
     """One rank's series of shards under folder ``url``, each complete or absent.
 
@@ -81,7 +85,6 @@ class ShardSink:
     def __init__(self, url: str, attempt: int, rank: int, samples_per_shard: int) -> None:
         self.fs, self.folder = filesystem(url)
         self.attempt, self.rank, self.samples_per_shard = attempt, rank, samples_per_shard
-        self.completed: list[str] = []
         self._writer: wds.ShardWriter | None = None
         self._file: Any = None
 
@@ -112,6 +115,4 @@ class ShardSink:
 
     def _complete(self, partial: str) -> None:
         self._file.close()  # TarWriter leaves a stream it did not open to its owner
-        final = partial.removesuffix(PARTIAL_SUFFIX)
-        self.fs.mv(partial, final)
-        self.completed.append(final)
+        self.fs.mv(partial, partial.removesuffix(PARTIAL_SUFFIX))

@@ -8,8 +8,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from prism_aug.augment.data import SHARD_FOLDER
-from prism_aug.augment.shards import ShardSink, next_attempt
+from prism_aug.augment.shards import SHARD_FOLDER, ShardSink, next_attempt
 
 
 class ShardPredictionWriter(BasePredictionWriter):
