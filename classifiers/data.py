@@ -33,7 +33,7 @@ from torch.utils.data import (
 
 from classifiers.metrics import N_GROUPS, group_index
 from prism_aug.augment.reader import read_augmented
-from prism_aug.augment.shards import complete_shards
+from prism_aug.augment.shards import SHARD_FOLDER, complete_shards
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.records import filter_views, load_image, read_chexpert
 from prism_aug.data.shortcuts import balanced_subset, group_arrays, shortcut_subset
@@ -80,6 +80,7 @@ class StudyImages(Dataset):
         self.extra = extra_images or []
         extras = np.zeros((0, labels.shape[1]), np.int64) if extra_labels is None else extra_labels
         self.labels = np.concatenate([labels, extras]).astype(np.int64)
+        self.groups = group_index(self.labels[:, 0], self.labels[:, 1])
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -87,10 +88,6 @@ class StudyImages(Dataset):
     @property
     def y(self) -> np.ndarray:
         return self.labels[:, 0]
-
-    @property
-    def groups(self) -> np.ndarray:
-        return 2 * self.labels[:, 0] + self.labels[:, 1]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         n = len(self.paths)
@@ -100,7 +97,7 @@ class StudyImages(Dataset):
             "index": index,
             "image": to_input(image, self.size),
             "y": int(y),
-            "group": int(group_index(torch.tensor(y), torch.tensor(a))),
+            "group": int(self.groups[index]),
             "findings": torch.from_numpy(self.labels[index, 2:]),
         }
         if self.pairs is not None:
@@ -238,7 +235,11 @@ class ClassifierDataModule(L.LightningDataModule):
     def _counterfactuals(self, records: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
         """The usable counterfactuals of the run folders, or their ground truth, as images
         and labels (y, a, the 14 findings' codes after the edit)."""
-        shards = [s for folder in self.counterfactuals for s in complete_shards(f"{folder}/shards")]
+        shards = [
+            shard
+            for folder in self.counterfactuals
+            for shard in complete_shards(f"{folder}/{SHARD_FOLDER}")
+        ]
         if not shards:
             raise FileNotFoundError(f"no complete shards in {self.counterfactuals}")
         rows = {row["path"]: row for row in records.to_dict("records")}

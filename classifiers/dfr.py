@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from classifiers.module import ERM
+from classifiers.module import ERM, checkpoint_network
 
 
 class DFR(ERM):
@@ -24,12 +24,7 @@ class DFR(ERM):
 
     def __init__(self, base: Path, **kwargs) -> None:
         super().__init__(**kwargs)
-        checkpoint = torch.load(base, map_location="cpu", weights_only=True)
-        weights = {
-            k.removeprefix("network."): v
-            for k, v in checkpoint["state_dict"].items()
-            if k.startswith("network.")
-        }
+        weights, _ = checkpoint_network(base)
         self.network.load_state_dict(weights)
         self.head = self.network.get_classifier()
         for parameter in self.network.parameters():

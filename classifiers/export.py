@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from classifiers.data import INPUT_MEAN, INPUT_STD
+from classifiers.module import checkpoint_network
 from prism_aug.evaluation.oracle import save_oracle
 from prism_aug.evaluation.oracle_network import OracleNetwork
 
@@ -28,8 +27,7 @@ def export_attribute_classifier(checkpoint: Path, out_dir: Path, image_size: int
     Raises:
         ValueError: the checkpoint is of the binary task (its one output has no name).
     """
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    hparams = saved["hyper_parameters"]
+    weights, hparams = checkpoint_network(checkpoint)
     findings = hparams.get("findings")
     if not findings:
         raise ValueError(
@@ -41,12 +39,7 @@ def export_attribute_classifier(checkpoint: Path, out_dir: Path, image_size: int
         mean=INPUT_MEAN,
         std=INPUT_STD,
     )
-    weights = {
-        "model." + key.removeprefix("network."): value
-        for key, value in saved["state_dict"].items()
-        if key.startswith("network.")
-    }
-    network.load_state_dict(weights)
+    network.model.load_state_dict(weights)
     return save_oracle(network, image_size, out_dir, attributes=tuple(findings))
 
 

@@ -16,6 +16,9 @@ de-duplicated set with torchmetrics' functional metrics:
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
 from torchmetrics import Metric
 from torchmetrics.functional.classification import (
@@ -25,11 +28,12 @@ from torchmetrics.functional.classification import (
 )
 
 N_GROUPS = 4
+T = TypeVar("T", np.ndarray, torch.Tensor)
 
 
-def group_index(y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """g = 2y + a for 0/1 tensors y and a."""
-    return 2 * y.long() + a.long()
+def group_index(y: T, a: T) -> T:
+    """g = 2y + a for integer 0/1 arrays or tensors y and a."""
+    return 2 * y + a
 
 
 def group_metrics(probs: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) -> dict[str, float]:

@@ -14,6 +14,7 @@ log them as ``val/<metric>`` and ``test/<metric>``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import timm
@@ -23,6 +24,18 @@ from torchmetrics.classification import MultilabelAUROC
 
 from classifiers.metrics import GroupMetrics
 from prism_aug.data.vocabulary import FINDINGS, check_finding
+
+
+def checkpoint_network(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The network weights (without the ``network.`` prefix) and the hyperparameters of a
+    Lightning checkpoint of one of these modules, loaded with ``weights_only``."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    weights = {
+        key.removeprefix("network."): value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith("network.")
+    }
+    return weights, checkpoint.get("hyper_parameters", {})
 
 
 def load_weights(network: torch.nn.Module, path: str | Path) -> None:

@@ -6,7 +6,9 @@ Results are a DataFrame with columns ``method``, ``seed`` and the test metrics (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pandas as pd
@@ -26,6 +28,27 @@ METRICS: tuple[str, ...] = (
 )
 
 
+def test_metrics(callback_metrics: Mapping[str, Any]) -> dict[str, float]:
+    """A run's ``test/<metric>`` values (a trainer's ``callback_metrics``), unprefixed."""
+    return {
+        key.removeprefix("test/"): float(value)
+        for key, value in callback_metrics.items()
+        if key.startswith("test/")
+    }
+
+
+def load_results(path: Path) -> pd.DataFrame:
+    """The rows a runner wrote so far (an empty table on the first run)."""
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "seed"])
+
+
+def append_result(results: pd.DataFrame, row: dict[str, Any], path: Path) -> pd.DataFrame:
+    """``results`` with ``row`` added, saved to ``path`` at once (a rerun resumes from it)."""
+    results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
+    results.to_csv(path, index=False)
+    return results
+
+
 def _cell(mean: float, sd: float, metric: str) -> str:
     """Accuracies and AUROCs in percent; ECE and shortcut reliance as probabilities."""
     if metric in ("ece", "shortcut_reliance"):
@@ -37,7 +60,8 @@ def summarise(results: pd.DataFrame, chart: Path) -> str:
     """Mean and s.d. over seeds per method as a markdown table; draws the worst-group and
     mean accuracy of each method into the PNG ``chart``."""
     order = list(dict.fromkeys(results["method"]))
-    grouped = results.groupby("method")[list(METRICS)]
+    results = results.reindex(columns=list(dict.fromkeys([*results.columns, *METRICS])))
+    grouped = results.groupby("method")[list(METRICS)]  # a metric no run logged is blank
     mean, sd = grouped.mean().loc[order], grouped.std(ddof=1).loc[order]
     seeds = results.groupby("method")["seed"].nunique().loc[order]
     header = "| method | seeds | " + " | ".join(METRICS) + " |"

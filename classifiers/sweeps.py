@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from classifiers.cli import main as classify
-from classifiers.report import METRICS, summarise
+from classifiers.report import append_result, load_results, summarise, test_metrics
 
 PROGRAMS = {"prism-classify": classify}
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform")
@@ -98,21 +98,16 @@ def run(argv: list[str] | None = None) -> pd.DataFrame:
     out = options.out or Path("experiments/results/sweeps") / options.sweep.stem
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.csv"
-    results = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "seed"])
+    results = load_results(path)
     for i, point in enumerate(expand(sweep, options.count, options.seed)):
         label = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in point.items())
         if (results["method"] == label).any():
             continue
         folder = out / "runs" / f"point{i:03d}"
         cli = program([*command(sweep, point), f"--trainer.default_root_dir={folder}"])
-        logged = cli.trainer.callback_metrics
-        metrics = {k.removeprefix("test/"): float(v) for k, v in logged.items() if "test/" in k}
+        metrics = test_metrics(cli.trainer.callback_metrics)
         row = {"method": label, "seed": point.get("seed_everything", 0), **metrics}
-        results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
-        results.to_csv(path, index=False)
-    for metric in METRICS:  # a metric no run logged (no test pairs) is left blank
-        if metric not in results:
-            results[metric] = np.nan
+        results = append_result(results, row, path)
     table = summarise(results, out / "sweep.png")
     (out / "sweep.md").write_text(table + "\n")
     print(table)

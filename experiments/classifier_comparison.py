@@ -26,10 +26,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
 from classifiers.cli import main as classify
-from classifiers.report import summarise
+from classifiers.report import append_result, load_results, summarise, test_metrics
 
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
 
@@ -82,8 +80,7 @@ def fit(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> 
         "--trainer.logger=false", "--trainer.enable_progress_bar=false",
         "--data.test_pairs=true", *extra,
     ])  # fmt: skip
-    metrics = cli.trainer.callback_metrics
-    return {k.removeprefix("test/"): float(v) for k, v in metrics.items() if k.startswith("test/")}
+    return test_metrics(cli.trainer.callback_metrics)
 
 
 def run() -> None:
@@ -100,7 +97,7 @@ def run() -> None:
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / "results.csv"
-    results = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["method", "seed"])
+    results = load_results(path)
     runs = options.out / "runs"
     for seed in options.seeds:
         methods = method_arguments(
@@ -112,8 +109,7 @@ def run() -> None:
             folder = runs / f"{name.replace(' ', '').replace('+', '_')}-seed{seed}"
             metrics = fit(options.config, folder, seed, options.epochs, methods[name]())
             row = {"method": name, "seed": seed, **metrics}
-            results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
-            results.to_csv(path, index=False)
+            results = append_result(results, row, path)
             print(f"{name} seed {seed}: worst-group {row['worst_group_acc']:.3f}, "
                   f"mean {row['mean_acc']:.3f}", flush=True)  # fmt: skip
     table = summarise(results, options.out / "table2.png")
