@@ -14,13 +14,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-from lightning.pytorch.cli import LightningCLI
-
 from classifiers.data import ClassifierDataModule
 from classifiers.module import ERM
+from prism_aug.lightning_cli import PrismCLI
 
 
-class ClassifierCLI(LightningCLI):
+class ClassifierCLI(PrismCLI):
     """LightningCLI whose ``fit`` ends by testing the selected checkpoint."""
 
     def after_fit(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser
 
 from prism_aug.augment.data import AugmentDataModule
 from prism_aug.augment.manifest import build_manifest, format_summary
@@ -26,11 +26,12 @@ from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import SHARD_FOLDER, complete_shards, filesystem
 from prism_aug.augment.writer import ShardPredictionWriter
 from prism_aug.editing.cli import write_grid
+from prism_aug.lightning_cli import PrismCLI
 
 EXAMPLES_NAME = "examples.png"
 
 
-class AugmentCLI(LightningCLI):
+class AugmentCLI(PrismCLI):
     """LightningCLI for predict only, with the shard writer configured beside the data."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

@@ -19,11 +19,12 @@ from lightning.pytorch.cli import LightningCLI
 from prism_aug.diffusion.data import CXRDataModule
 from prism_aug.diffusion.finetune import DiffusionFineTuner
 from prism_aug.diffusion.vae import VAETrainer
+from prism_aug.lightning_cli import PrismCLI
 
 SUBCOMMANDS: tuple[str, ...] = ("fit", "validate", "test")
 
 
-class _CLI(LightningCLI):
+class _CLI(PrismCLI):
     """LightningCLI with only the subcommands the stages support."""
 
     @staticmethod

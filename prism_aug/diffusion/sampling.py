@@ -20,6 +20,7 @@ from prism_aug.data.synthcxr import SUPPORTED_FINDINGS
 from prism_aug.data.synthcxr.render import SUPPORT_DEVICES
 from prism_aug.diffusion.components import SDComponents
 from prism_aug.diffusion.export import to_pipeline
+from prism_aug.precision import fast_autocast
 
 # The attributes SynthCXR draws: the sample grid's rows by default.
 SYNTHCXR_FINDINGS: tuple[str, ...] = (*SUPPORTED_FINDINGS, SUPPORT_DEVICES)
@@ -47,7 +48,8 @@ def sample_images(
         steps: DDIM steps.
         guidance: classifier-free guidance scale w (1 turns guidance off).
         batch_size: images per pipeline call.
-        bf16_autocast: run the networks under bf16 autocast on the model's device type.
+        bf16_autocast: run the networks under bf16 autocast on the model's device type,
+            where it has bf16 kernels (``precision.fast_autocast``; float32 on others).
 
     Returns:
         uint8 images ``(N, H, W)``, the mean of the decoder's channels.
@@ -58,6 +60,7 @@ def sample_images(
     pipeline = to_pipeline(replace(components, scheduler=scheduler))
     pipeline.set_progress_bar_config(disable=True)
     device = components.unet.device
+    bf16_autocast = bf16_autocast and fast_autocast(device.type)
     networks = (components.unet, components.vae, components.text_encoder)
     modes = [network.training for network in networks]
     for network in networks:

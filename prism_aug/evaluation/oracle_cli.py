@@ -53,14 +53,13 @@ def run_oracle_cli(args: list[str]) -> None:
     if args[0] == "report":
         _report(args[1:])
         return
-    from lightning.pytorch.cli import LightningCLI
-
     from prism_aug.evaluation.oracle_datamodule import OracleDataModule
     from prism_aug.evaluation.oracle_module import OracleModule
+    from prism_aug.lightning_cli import PrismCLI
 
     with warnings.catch_warnings():  # `prism-aug oracle ...` passes args on purpose
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        LightningCLI(
+        PrismCLI(
             OracleModule,
             OracleDataModule,
             args=args,
