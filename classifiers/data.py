@@ -15,6 +15,7 @@ group, as many draws as samples). Lightning wraps any of them for DDP.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from classifiers.metrics import N_GROUPS, group_index
 from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import SHARD_FOLDER, complete_shards
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
-from prism_aug.data.records import filter_views, load_image, read_chexpert
+from prism_aug.data.records import decode_grayscale, filter_views, load_image, read_chexpert
 from prism_aug.data.shortcuts import balanced_subset, group_arrays, shortcut_subset
 from prism_aug.data.splits import add_splits
 from prism_aug.data.synthcxr import record_counterfactual
@@ -57,7 +58,8 @@ def to_input(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 class StudyImages(Dataset):
-    """Record images (read from disk per item) followed by in-memory counterfactuals.
+    """Record images (read from disk per item) followed by counterfactuals held in memory,
+    as PNG bytes (decoded per item, the form they have in the shards) or as arrays.
 
     ``labels`` is ``(N, 2 + 14)``: y, a, then the 14 findings' codes (1, 0, or -1 where the
     label policy masked them), which items carry as ``findings`` for the multi-label task.
@@ -72,7 +74,7 @@ class StudyImages(Dataset):
         paths: list[str],
         labels: np.ndarray,
         size: int,
-        extra_images: list[np.ndarray] | None = None,
+        extra_images: list[np.ndarray | bytes] | None = None,
         extra_labels: np.ndarray | None = None,
         pairs: tuple[list[dict[str, Any]], str] | None = None,
     ) -> None:
@@ -89,9 +91,13 @@ class StudyImages(Dataset):
     def y(self) -> np.ndarray:
         return self.labels[:, 0]
 
+    def _extra(self, index: int) -> np.ndarray:
+        image = self.extra[index]
+        return image if isinstance(image, np.ndarray) else decode_grayscale(io.BytesIO(image))
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         n = len(self.paths)
-        image = load_image(self.root, self.paths[index]) if index < n else self.extra[index - n]
+        image = load_image(self.root, self.paths[index]) if index < n else self._extra(index - n)
         y, a = self.labels[index, :2]
         item = {
             "index": index,
@@ -232,9 +238,12 @@ class ClassifierDataModule(L.LightningDataModule):
             )
         return subset
 
-    def _counterfactuals(self, records: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
-        """The usable counterfactuals of the run folders, or their ground truth, as images
-        and labels (y, a, the 14 findings' codes after the edit)."""
+    def _counterfactuals(
+        self, records: pd.DataFrame
+    ) -> tuple[list[np.ndarray | bytes], np.ndarray]:
+        """The usable counterfactuals of the run folders (PNG bytes), or their ground truth
+        (arrays), and labels (y, a, the 14 findings' codes after the edit). Every DDP rank
+        reads every shard: the distributed sampler divides the whole training set."""
         shards = [
             shard
             for folder in self.counterfactuals
@@ -244,12 +253,13 @@ class ClassifierDataModule(L.LightningDataModule):
             raise FileNotFoundError(f"no complete shards in {self.counterfactuals}")
         rows = {row["path"]: row for row in records.to_dict("records")}
         images, labels = [], []
-        for item in read_augmented(shards, originals=False):
+        for item in read_augmented(shards, originals=False, every_rank=True, decode=False):
             image = item["image"]
             if self.counterfactual_images == "ground_truth":
                 action, attribute = item["edit"].split(":", 1)
-                image = record_counterfactual(rows[item["source_path"]], action, attribute,
-                                              image.shape[0])[1].image  # fmt: skip
+                size = decode_grayscale(io.BytesIO(image)).shape[0]
+                row = rows[item["source_path"]]
+                image = record_counterfactual(row, action, attribute, size)[1].image
             images.append(image)
             y_a = [int(part.split("=")[1]) for part in item["group"].split(",")]
             after = item["labels"]

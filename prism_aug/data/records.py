@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -299,20 +300,23 @@ def image_path(root: str | Path, relative_path: str | Path) -> Path:
     return Path(root) / relative
 
 
-def load_image(root: str | Path, relative_path: str | Path) -> np.ndarray:
-    """Load a record's image as grayscale ``(H, W)`` uint8 in [0, 255].
-
-    16-bit images are scaled to 8 bits rather than clipped.
-    """
+def decode_grayscale(file: str | Path | BinaryIO) -> np.ndarray:
+    """An image file (a path or an open binary file, e.g. PNG bytes in ``io.BytesIO``) as
+    grayscale ``(H, W)`` uint8 in [0, 255]; 16-bit images are scaled to 8 bits, not clipped."""
     from PIL import Image  # only image loaders pay for importing Pillow
 
+    with Image.open(file) as image:
+        if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit PNG
+            pixels = np.asarray(image, dtype=np.float64)
+            return np.round(pixels * (255 / 65535)).clip(0, 255).astype(np.uint8)
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def load_image(root: str | Path, relative_path: str | Path) -> np.ndarray:
+    """Load a record's image as grayscale ``(H, W)`` uint8 in [0, 255] (``decode_grayscale``)."""
     path = image_path(root, relative_path)
     try:
-        with Image.open(path) as image:
-            if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit PNG
-                pixels = np.asarray(image, dtype=np.float64)
-                return np.round(pixels * (255 / 65535)).clip(0, 255).astype(np.uint8)
-            return np.asarray(image.convert("L"), dtype=np.uint8)
+        return decode_grayscale(path)
     except OSError as err:  # missing, unreadable, or not an image
         raise OSError(
             f"cannot read image {path} (record path {str(relative_path)!r}): {err}"

@@ -12,6 +12,7 @@ import yaml
 
 from classifiers.cli import main
 from classifiers.data import ClassifierDataModule
+from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import ShardSink
 
 CONFIG = Path(__file__).parents[2] / "configs" / "classifiers" / "synthcxr.yaml"
@@ -55,6 +56,25 @@ def test_counterfactuals_join_the_training_set_with_their_groups(synthcxr, tmp_p
     true_cf = truth.datasets["train"][real + 1]["image"]
     assert not torch.equal(true_cf, item["image"])  # a render, not the shard's image
     assert (truth.datasets["train"].groups[real:] == 2).all()
+
+
+def test_every_ddp_rank_holds_every_counterfactual_as_png_bytes(synthcxr, tmp_path, monkeypatch):
+    cf = _counterfactuals(tmp_path / "cf", synthcxr, 6)  # 2 shards of up to 4
+    shards = sorted(str(p) for p in (cf / "shards").glob("*.tar"))
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert len(shards) == 2 and len(list(read_augmented(shards, originals=False))) == 2
+    data = ClassifierDataModule(
+        train_csv=synthcxr / "train.csv", val_csv=synthcxr / "valid.csv",
+        counterfactuals=[str(cf)], image_size=32,
+    )  # fmt: skip
+    data.setup("fit")
+    train = data.datasets["train"]
+    real = len(train) - 6
+    assert all(isinstance(image, bytes) for image in train.extra)  # what the shards hold
+    decoded = [train[real + i]["image"] for i in range(6)]  # 9 * i everywhere, in [-1, 1]
+    expected = [torch.full((1, 32, 32), 9 * i / 255 * 2 - 1) for i in range(6)]
+    assert all(torch.allclose(d, e) for d, e in zip(decoded, expected, strict=True))
 
 
 def test_test_pairs_flip_only_the_attribute(synthcxr):
