@@ -15,11 +15,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from prism_aug.augment.data import Chunk, Job
 from prism_aug.data.prompts import EditSpec, edit_prompts
+from prism_aug.diffusion.data import model_image
 from prism_aug.editing.editor import Editor, EditorSettings
 from prism_aug.editing.verifier import Verdict, Verifier, judged_attribute
 
@@ -101,7 +101,7 @@ class AugmentModule(L.LightningModule):
 
     def _edit(self, jobs: list[Job]) -> tuple[np.ndarray, np.ndarray, list[Verdict | None]]:
         size = self.image_size
-        images = np.stack([_resized(job.image, size) for job in jobs])
+        images = np.stack([model_image(job.image, size) for job in jobs])
         specs = [EditSpec.parse(job.edit) for job in jobs]
         prompts = [edit_prompts(job.labels, spec) for job, spec in zip(jobs, specs, strict=True)]
         edited = self.editor.edit(images, [p[0] for p in prompts], [p[1] for p in prompts])
@@ -184,9 +184,3 @@ def _closest(verdict: Verdict, attribute: str, wanted: bool) -> int:
     wanted state of the attribute."""
     p = np.array([scores[attribute] for scores in verdict.candidate_scores])
     return int(p.argmax() if wanted else p.argmin())
-
-
-def _resized(image: np.ndarray, size: int) -> np.ndarray:
-    if image.shape == (size, size):
-        return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))

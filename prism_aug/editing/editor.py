@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from prism_aug.diffusion.codec import decode_latents, encode_images, encode_prompts
 from prism_aug.diffusion.components import SDComponents
-from prism_aug.diffusion.data import to_model_pixels
+from prism_aug.diffusion.data import model_image
 from prism_aug.editing.attention import (
     AttentionController,
     BranchControl,
@@ -280,5 +280,4 @@ def _at_size(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 images ``(B, H, W)`` at ``size``, resized as the model's inputs are."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
-    resized = torch.stack([to_model_pixels(image, size[0]) for image in images])[:, 0]
-    return ((resized + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    return np.stack([model_image(image, size[0]) for image in images])

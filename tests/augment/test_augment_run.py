@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from prism_aug.augment.reader import read_augmented
 from prism_aug.cli import main
+from prism_aug.data.records import load_image
+from prism_aug.diffusion.data import model_image
 
 META_FIELDS = {
     "key",
@@ -145,3 +150,26 @@ def test_failures_are_recorded_and_counted_in_the_exit_status(assets, write_conf
     failed = {f["key"] for f in manifest["failures"]}
     assert all(set(samples[k]) == {"json"} for k in failed)  # no image for a failed job
     assert {"png", "json", "source.png"} == set(samples[(set(samples) - failed).pop()])
+
+
+def test_a_non_square_source_is_edited_and_stored_as_the_model_sees_it(
+    assets, write_config, tmp_path
+):
+    data = shutil.copytree(assets["data"], tmp_path / "synthcxr")
+    records = pd.read_csv(data / "train.csv")
+    path = records[records["Support Devices"] == 1.0]["Path"].iloc[0]
+    square = load_image(data.parent, path)  # 32 x 32
+    tall = np.concatenate(
+        [np.full((8, 32), 255, np.uint8), square, np.full((8, 32), 255, np.uint8)]
+    )
+    Image.fromarray(tall).save(data.parent / path)
+    jobs = tmp_path / "jobs.csv"
+    pd.DataFrame({"path": [path], "edit": ["remove:Support Devices"]}).to_csv(jobs, index=False)
+    out = tmp_path / "out"
+    data_section = {"records": str(data / "train.csv"), "out": str(out)}
+    plan = {"plan": {"policy": "jobs", "jobs": str(jobs)}}
+    config = write_config(tmp_path / "augment.yaml", assets, out, data=data_section | plan)
+    main(["augment", "--config", str(config)])
+    (sample,) = shard_members(out).values()
+    source = np.asarray(Image.open(io.BytesIO(sample["source.png"])))
+    assert np.array_equal(source, model_image(tall, 32)) and np.array_equal(source, square)
