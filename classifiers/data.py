@@ -23,7 +23,6 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import (
     DataLoader,
     Dataset,
@@ -36,7 +35,13 @@ from classifiers.metrics import N_GROUPS, group_index
 from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import SHARD_FOLDER, complete_shards
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
-from prism_aug.data.records import decode_grayscale, filter_views, load_image, read_chexpert
+from prism_aug.data.records import (
+    decode_grayscale,
+    filter_views,
+    load_image,
+    read_chexpert,
+    square_image,
+)
 from prism_aug.data.shortcuts import balanced_subset, group_arrays, shortcut_subset
 from prism_aug.data.splits import add_splits
 from prism_aug.data.synthcxr import record_counterfactual
@@ -50,11 +55,10 @@ INPUT_MEAN, INPUT_STD = 0.5, 0.5
 
 
 def to_input(image: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 ``(H, W)`` -> float ``(1, size, size)`` in [-1, 1]."""
-    x = torch.from_numpy(np.array(image, dtype=np.float32)).div(255.0)[None, None]
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-    return x[0].sub(INPUT_MEAN).div(INPUT_STD)
+    """uint8 ``(H, W)`` -> float ``(1, size, size)`` in [-1, 1], centre-cropped as the
+    counterfactuals are (``square_image``), so that shape cannot tell them from real images."""
+    x = torch.from_numpy(square_image(image, size).astype(np.float32)).div(255.0)[None]
+    return x.sub(INPUT_MEAN).div(INPUT_STD)
 
 
 class StudyImages(Dataset):

@@ -19,7 +19,7 @@ from torch import nn
 
 from prism_aug.augment.data import Chunk, Job
 from prism_aug.data.prompts import EditSpec, edit_prompts
-from prism_aug.diffusion.data import model_image
+from prism_aug.data.records import square_image
 from prism_aug.editing.editor import Editor, EditorSettings
 from prism_aug.editing.verifier import Verdict, Verifier, judged_attribute
 
@@ -101,7 +101,7 @@ class AugmentModule(L.LightningModule):
 
     def _edit(self, jobs: list[Job]) -> tuple[np.ndarray, np.ndarray, list[Verdict | None]]:
         size = self.image_size
-        images = np.stack([model_image(job.image, size) for job in jobs])
+        images = np.stack([square_image(job.image, size) for job in jobs])
         specs = [EditSpec.parse(job.edit) for job in jobs]
         prompts = [edit_prompts(job.labels, spec) for job, spec in zip(jobs, specs, strict=True)]
         edited = self.editor.edit(images, [p[0] for p in prompts], [p[1] for p in prompts])

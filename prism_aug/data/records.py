@@ -312,6 +312,23 @@ def decode_grayscale(file: str | Path | BinaryIO) -> np.ndarray:
         return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
+def square_image(image: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 radiograph ``(H, W)`` as every model here sees it: uint8 ``(size, size)``.
+
+    Non-square images are resized on their short side and centre-cropped (CheXpert's are
+    portrait or landscape); bicubic with antialiasing, as SD's training scripts resize. The
+    fine-tuning data, the editor's inputs, the sources stored beside counterfactuals and the
+    classifiers' inputs all go through here: an edit never sees another geometry than
+    training did, and a classifier cannot tell a counterfactual from a real image by shape.
+    """
+    from PIL import Image, ImageOps
+
+    if image.shape == (size, size):
+        return image
+    fitted = ImageOps.fit(Image.fromarray(image), (size, size), method=Image.Resampling.BICUBIC)
+    return np.asarray(fitted, dtype=np.uint8)
+
+
 def load_image(root: str | Path, relative_path: str | Path) -> np.ndarray:
     """Load a record's image as grayscale ``(H, W)`` uint8 in [0, 255] (``decode_grayscale``)."""
     path = image_path(root, relative_path)

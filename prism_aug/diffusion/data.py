@@ -17,35 +17,20 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.prompts import captions
-from prism_aug.data.records import filter_views, load_image, read_chexpert
+from prism_aug.data.records import filter_views, load_image, read_chexpert, square_image
 from prism_aug.data.splits import DEFAULT_FRACTIONS, add_splits
 from prism_aug.diffusion.latent_cache import LatentCache, build_latent_cache
 
 STAGES: tuple[str, ...] = ("train", "valid", "test")
 
 
-def model_image(image: np.ndarray, size: int) -> np.ndarray:
-    """A uint8 radiograph ``(H, W)`` as the model sees it, uint8 ``(size, size)``.
-
-    Non-square images are resized on their short side and centre-cropped (CheXpert's are
-    portrait or landscape); bicubic with antialiasing, as SD's training scripts resize. The
-    fine-tuning data, the editor's inputs and the sources stored beside counterfactuals all
-    go through here, so that an edit never sees another geometry than training did.
-    """
-    if image.shape == (size, size):
-        return image
-    fitted = ImageOps.fit(Image.fromarray(image), (size, size), method=Image.Resampling.BICUBIC)
-    return np.asarray(fitted, dtype=np.uint8)
-
-
 def to_model_pixels(image: np.ndarray, size: int) -> torch.Tensor:
     """A uint8 radiograph ``(H, W)`` as the VAE's input ``(1, size, size)`` in [-1, 1]."""
-    pixels = torch.from_numpy(model_image(image, size).astype(np.float32))
+    pixels = torch.from_numpy(square_image(image, size).astype(np.float32))
     return (pixels / 127.5 - 1.0).unsqueeze(0)
 
 

@@ -26,8 +26,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from PIL import Image
 
 from prism_aug.data.prompts import CAPTION_FINDINGS, EditSpec, edit_prompts
-from prism_aug.data.records import filter_views, load_image, read_chexpert
-from prism_aug.diffusion.data import model_image
+from prism_aug.data.records import filter_views, load_image, read_chexpert, square_image
 from prism_aug.editing.editor import Editor, EditorSettings
 
 
@@ -125,7 +124,7 @@ def run_edit_cli(args: list[str]) -> None:
     editor = Editor(components, cfg.settings)
     size = components.vae.config.sample_size
     prompts = [edit_prompts(job.labels, spec) for job in jobs]
-    originals = np.stack([model_image(j.image, size) for j in jobs])
+    originals = np.stack([square_image(j.image, size) for j in jobs])
     result = editor.edit(originals, [p[0] for p in prompts], [p[1] for p in prompts])
     fractions = cfg.settings.self_replace
     if cfg.oracle is not None:

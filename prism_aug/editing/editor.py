@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from prism_aug.data.records import square_image
 from prism_aug.diffusion.codec import decode_latents, encode_images, encode_prompts
 from prism_aug.diffusion.components import SDComponents
-from prism_aug.diffusion.data import model_image
 from prism_aug.editing.attention import (
     AttentionController,
     BranchControl,
@@ -280,4 +280,4 @@ def _at_size(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 images ``(B, H, W)`` at ``size``, resized as the model's inputs are."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
-    return np.stack([model_image(image, size[0]) for image in images])
+    return np.stack([square_image(image, size[0]) for image in images])

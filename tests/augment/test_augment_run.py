@@ -16,8 +16,7 @@ from PIL import Image
 
 from prism_aug.augment.reader import read_augmented
 from prism_aug.cli import main
-from prism_aug.data.records import load_image
-from prism_aug.diffusion.data import model_image
+from prism_aug.data.records import load_image, square_image
 
 META_FIELDS = {
     "key",
@@ -172,4 +171,4 @@ def test_a_non_square_source_is_edited_and_stored_as_the_model_sees_it(
     main(["augment", "--config", str(config)])
     (sample,) = shard_members(out).values()
     source = np.asarray(Image.open(io.BytesIO(sample["source.png"])))
-    assert np.array_equal(source, model_image(tall, 32)) and np.array_equal(source, square)
+    assert np.array_equal(source, square_image(tall, 32)) and np.array_equal(source, square)
