@@ -7,8 +7,11 @@ import warnings
 import pytest
 import torch
 from lightning.pytorch.demos.boring_classes import BoringDataModule, BoringModel
+from small_models import small_preset
 
 from prism_aug import precision
+from prism_aug.diffusion.build import build_components
+from prism_aug.editing.denoiser import GuidedDenoiser
 from prism_aug.lightning_cli import PrismCLI
 
 
@@ -66,3 +69,13 @@ def test_the_cli_trainer_gets_the_native_precision(kernels, has_bf16, expected) 
     assert cli.trainer.precision == expected
     fell_back = any("trainer.precision='bf16-mixed'" in str(w.message) for w in caught)
     assert fell_back != has_bf16
+
+
+@pytest.mark.parametrize("has_bf16", [False, True])
+def test_the_editors_unet_autocasts_only_where_the_cpu_has_kernels(kernels, has_bf16) -> None:
+    kernels(*([torch.bfloat16] if has_bf16 else []))
+    unet = build_components("tiny", seed=0, **small_preset()).unet
+    latents, text = torch.randn(2, 4, 16, 16), torch.randn(2, 77, 32)
+    full = GuidedDenoiser(unet)(latents, 500, text)
+    bf16 = GuidedDenoiser(unet, torch.bfloat16)(latents, 500, text)
+    assert torch.equal(bf16, full) != has_bf16  # bf16 rounding shows only where it ran

@@ -11,6 +11,8 @@ import contextlib
 import torch
 from diffusers import UNet2DConditionModel
 
+from prism_aug.precision import fast_autocast
+
 
 class GuidedDenoiser:
     """``eps or v = uncond + w * (cond - uncond)`` from one batched UNet call.
@@ -18,7 +20,8 @@ class GuidedDenoiser:
     Args:
         unet: the model's UNet (its processors may be P2P's).
         autocast_dtype: run the UNet under autocast in this dtype (bf16 on CPU or GPU,
-            fp16 on GPU); None runs in the weights' dtype.
+            fp16 on GPU) where the device has kernels for it (``precision.fast_autocast``:
+            a CPU without them runs float32); None runs in the weights' dtype.
     """
 
     def __init__(self, unet: UNet2DConditionModel, autocast_dtype: torch.dtype | None = None):
@@ -26,9 +29,10 @@ class GuidedDenoiser:
         self.autocast_dtype = autocast_dtype
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.autocast_dtype is None:
+        device_type = self.unet.device.type  # where the UNet is now, not where it was built
+        if self.autocast_dtype is None or not fast_autocast(device_type, self.autocast_dtype):
             return contextlib.nullcontext()
-        return torch.autocast(self.unet.device.type, dtype=self.autocast_dtype)
+        return torch.autocast(device_type, dtype=self.autocast_dtype)
 
     def __call__(
         self,

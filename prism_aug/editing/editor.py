@@ -59,7 +59,8 @@ class EditorSettings:
         blend_start: fraction of steps after which the blend is applied (P2P: 0.2).
         null_text: null-text optimisation settings.
         images_per_batch: images edited together (their branches share UNet calls).
-        autocast: "bf16" or "fp16" runs the UNet under autocast; None in its own dtype.
+        autocast: "bf16" or "fp16" runs the UNet under autocast where the device has
+            kernels for it (float32 on a CPU without); None in its own dtype.
     """
 
     inversion: str = "direct"
