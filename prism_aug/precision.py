@@ -2,8 +2,9 @@
 
 On a CPU, autocast to bf16 (or fp16) runs oneDNN's low-precision kernels where the CPU has
 them (AVX512 or AMX on x86, BF16 on Arm) and slow reference kernels where it has not: on a
-2-core AVX2-only EPYC a resnet18 training step at 64 px took 25 s under bf16 autocast against
-1.2 s in float32, where an AVX512-BF16 EPYC ran the same config at twice float32's speed. So
+2-core AVX2-only EPYC the oracle's resnet18 training step took 39.7 s under bf16 autocast
+against 1.37 s in float32 (benchmarks/bench_precision.py), where an AVX512-BF16 EPYC ran it at
+twice float32's speed. So
 the configs ask for ``bf16-mixed`` and a machine without the kernels runs ``32-true`` instead,
 with a warning, rather than twenty times slower.
 """
@@ -14,8 +15,11 @@ import warnings
 
 import torch
 
-BF16_PRECISIONS: frozenset[str] = frozenset({"bf16", "bf16-mixed", "bf16-true"})
-FP16_PRECISIONS: frozenset[str] = frozenset({"16", "16-mixed", "16-true"})
+# The Trainer's low-precision flags and the dtype each computes in.
+LOW_PRECISION_DTYPES: dict[str, torch.dtype] = {
+    **dict.fromkeys(("bf16", "bf16-mixed", "bf16-true"), torch.bfloat16),
+    **dict.fromkeys(("16", "16-mixed", "16-true"), torch.float16),
+}
 FULL_PRECISION = "32-true"
 
 
@@ -41,8 +45,7 @@ def native_precision(precision: str | int | None, accelerator: object) -> str | 
     """
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     name = str(precision)
-    dtype = torch.bfloat16 if name in BF16_PRECISIONS else None
-    dtype = torch.float16 if name in FP16_PRECISIONS else dtype
+    dtype = LOW_PRECISION_DTYPES.get(name)
     if not on_cpu or dtype is None or fast_autocast("cpu", dtype):
         return precision
     warnings.warn(
