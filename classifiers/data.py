@@ -23,6 +23,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import (
     DataLoader,
     Dataset,
@@ -222,7 +223,7 @@ class ClassifierDataModule(L.LightningDataModule):
             return StudyImages(root, paths, labels, self.image_size, pairs=(rows, self.attribute))
         if split != "train" or not self.counterfactuals:
             return StudyImages(root, paths, labels, self.image_size)
-        images, extra = self._counterfactuals(records)
+        images, extra = self._counterfactuals(records[eligible])
         return StudyImages(root, paths, labels, self.image_size, images, extra)
 
     def _records(self, split: str) -> pd.DataFrame:
@@ -245,9 +246,16 @@ class ClassifierDataModule(L.LightningDataModule):
     def _counterfactuals(
         self, records: pd.DataFrame
     ) -> tuple[list[np.ndarray | bytes], np.ndarray]:
-        """The usable counterfactuals of the run folders (PNG bytes), or their ground truth
-        (arrays), and labels (y, a, the 14 findings' codes after the edit). Every DDP rank
-        reads every shard: the distributed sampler divides the whole training set."""
+        """The usable counterfactuals of the run folders whose source is one of the training
+        ``records`` (PNG bytes), or their ground truth (arrays), and labels (y, a, the 14
+        findings' codes after the edit). Every DDP rank reads every shard: the distributed
+        sampler divides the whole training set.
+
+        A counterfactual of any other image is left out, with a warning: it would put a
+        validation or test patient's anatomy into training (an augment run plans on the
+        whole CheXpert train.csv, which ``split_by_patient`` divides), or add an image the
+        study left out of its subset, which no baseline trains on.
+        """
         shards = [
             shard
             for folder in self.counterfactuals
@@ -256,19 +264,33 @@ class ClassifierDataModule(L.LightningDataModule):
         if not shards:
             raise FileNotFoundError(f"no complete shards in {self.counterfactuals}")
         rows = {row["path"]: row for row in records.to_dict("records")}
-        images, labels = [], []
+        images, labels, outside = [], [], 0
         for item in read_augmented(shards, originals=False, every_rank=True, decode=False):
+            row = rows.get(item["source_path"])
+            if row is None:
+                outside += 1
+                continue
             image = item["image"]
             if self.counterfactual_images == "ground_truth":
                 action, attribute = item["edit"].split(":", 1)
                 size = decode_grayscale(io.BytesIO(image)).shape[0]
-                row = rows[item["source_path"]]
                 image = record_counterfactual(row, action, attribute, size)[1].image
             images.append(image)
             y_a = [int(part.split("=")[1]) for part in item["group"].split(",")]
             after = item["labels"]
             codes = [-1 if after.get(f) is None else int(after[f]) for f in FINDINGS]
             labels.append(y_a + codes)
+        if outside:
+            where = f"{self.counterfactuals}: {outside} of {outside + len(images)}"
+            if not images:
+                raise ValueError(
+                    f"{where} counterfactuals have their source outside the training records "
+                    f"of {records.attrs['source']}; none is left to train on"
+                )
+            rank_zero_warn(
+                f"{where} counterfactuals have their source outside the training records "
+                "(another split, or left out of the study's subset): left out"
+            )
         return images, np.asarray(labels, dtype=np.int64).reshape(-1, 2 + len(FINDINGS))
 
     def setup(self, stage: str) -> None:

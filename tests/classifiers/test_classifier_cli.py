@@ -18,12 +18,14 @@ from prism_aug.augment.shards import ShardSink
 CONFIG = Path(__file__).parents[2] / "configs" / "classifiers" / "synthcxr.yaml"
 
 
-def _counterfactuals(folder: Path, synthcxr: Path, n: int) -> Path:
-    """n accepted "remove:Support Devices" samples of train records with effusion and device."""
-    records = pd.read_csv(synthcxr / "train.csv")
-    sources = records[(records["Pleural Effusion"] == 1) & (records["Support Devices"] == 1)]
+def _counterfactuals(folder: Path, synthcxr: Path, n: int, splits=("train",)) -> Path:
+    """n accepted "remove:Support Devices" samples of each split's records with effusion and
+    device, in split order."""
+    records = [pd.read_csv(synthcxr / f"{split}.csv") for split in splits]
+    sources = [r[(r["Pleural Effusion"] == 1) & (r["Support Devices"] == 1)] for r in records]
+    paths = [path for split in sources for path in split["Path"][:n]]
     sink = ShardSink(str(folder / "shards"), attempt=0, rank=0, samples_per_shard=4)
-    for i, path in enumerate(sources["Path"][:n]):
+    for i, path in enumerate(paths):
         meta = {"key": f"cf{i}", "source_key": f"s{i}", "source_path": path,
                 "edit": "remove:Support Devices", "status": "accepted", "labels_after": {},
                 "group_after": "y=1,a=0"}  # fmt: skip
@@ -56,6 +58,24 @@ def test_counterfactuals_join_the_training_set_with_their_groups(synthcxr, tmp_p
     true_cf = truth.datasets["train"][real + 1]["image"]
     assert not torch.equal(true_cf, item["image"])  # a render, not the shard's image
     assert (truth.datasets["train"].groups[real:] == 2).all()
+
+
+def test_only_counterfactuals_of_training_records_join(synthcxr, tmp_path):
+    # An augment run over every split's images: the test patients' counterfactuals must not
+    # train the classifier that is then tested on them.
+    cf = _counterfactuals(tmp_path / "cf", synthcxr, 3, splits=("train", "test"))
+    data = ClassifierDataModule(
+        train_csv=synthcxr / "train.csv", val_csv=synthcxr / "valid.csv",
+        counterfactuals=[str(cf)], counterfactual_images="ground_truth", image_size=32,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="3 of 6 counterfactuals have their source outside"):
+        data.setup("fit")
+    assert len(data.datasets["train"]) == len(pd.read_csv(synthcxr / "train.csv")) + 3
+
+    only_test = _counterfactuals(tmp_path / "test_only", synthcxr, 3, splits=("test",))
+    data.counterfactuals, data.datasets = [str(only_test)], {}
+    with pytest.raises(ValueError, match="none is left to train on"):
+        data.setup("fit")
 
 
 def test_every_ddp_rank_holds_every_counterfactual_as_png_bytes(synthcxr, tmp_path, monkeypatch):
