@@ -43,8 +43,7 @@ from prism_aug.data.records import (
     read_chexpert,
     square_image,
 )
-from prism_aug.data.shortcuts import balanced_subset, group_arrays, shortcut_subset
-from prism_aug.data.splits import add_splits
+from prism_aug.data.shortcuts import group_arrays, study_split
 from prism_aug.data.synthcxr import record_counterfactual
 from prism_aug.data.vocabulary import FINDINGS
 
@@ -154,6 +153,9 @@ class ClassifierDataModule(L.LightningDataModule):
         image_size: side the images are resized to.
         batch_size, num_workers: the loaders'.
         seed: the subsampling and reweighting draws.
+        study_seed: the draw of the study's subset (``correlation``), fixed across the
+            seeds a comparison trains with; an augment run that plans on this study's
+            training records uses the same one.
         counterfactual_images: "generated" (the shards' images) or "ground_truth" (SynthCXR's
             true counterfactuals of the same accepted jobs: the oracle-CF upper bound).
         test_pairs: test items carry their true counterfactual (SynthCXR only), and the
@@ -180,6 +182,7 @@ class ClassifierDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        study_seed: int = 0,
         counterfactual_images: str = "generated",
         test_pairs: bool = False,
         held_out_training: bool = False,
@@ -201,6 +204,7 @@ class ClassifierDataModule(L.LightningDataModule):
         self.held_out_training = held_out_training
         self.counterfactual_images, self.test_pairs = counterfactual_images, test_pairs
         self.split_by_patient, self.correlation = split_by_patient, correlation
+        self.study_seed = study_seed
         self.datasets: dict[str, StudyImages] = {}
 
     def _split(self, split: str) -> StudyImages:
@@ -230,18 +234,15 @@ class ClassifierDataModule(L.LightningDataModule):
         """A split's frontal records after the label policy, made into the study's subset."""
         csv = self.csvs["train" if self.split_by_patient else split]
         records = apply_label_policy(filter_views(read_chexpert(csv)), LabelPolicy())
-        if self.split_by_patient:
-            named = add_splits(records)
-            records = named[named["split"] == PATIENT_SPLITS[split]].drop(columns="split")
-        if self.correlation is None:
-            return records
-        if split == "test":
-            subset, _ = balanced_subset(records, self.target, self.attribute, seed=self.seed)
-        else:
-            subset, _ = shortcut_subset(
-                records, self.target, self.attribute, *self.correlation, seed=self.seed
-            )
-        return subset
+        return study_split(
+            records,
+            PATIENT_SPLITS[split],
+            self.target,
+            self.attribute,
+            self.correlation,
+            self.split_by_patient,
+            self.study_seed,
+        )
 
     def _counterfactuals(
         self, records: pd.DataFrame
@@ -252,9 +253,9 @@ class ClassifierDataModule(L.LightningDataModule):
         sampler divides the whole training set.
 
         A counterfactual of any other image is left out, with a warning: it would put a
-        validation or test patient's anatomy into training (an augment run plans on the
-        whole CheXpert train.csv, which ``split_by_patient`` divides), or add an image the
-        study left out of its subset, which no baseline trains on.
+        validation or test patient's anatomy into training (an augment run not given this
+        study's ``split_by_patient`` and ``correlation`` plans on all of train.csv), or add
+        an image the study left out of its subset, which no baseline trains on.
         """
         shards = [
             shard

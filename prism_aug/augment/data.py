@@ -33,7 +33,7 @@ from prism_aug.augment.shards import (
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.prompts import EditSpec
 from prism_aug.data.records import filter_views, load_image, read_chexpert
-from prism_aug.data.shortcuts import group_counts
+from prism_aug.data.shortcuts import group_counts, study_split
 from prism_aug.data.vocabulary import DEVICE_TYPES, FINDINGS, PATH
 
 PLAN_NAME = "plan.csv"
@@ -116,6 +116,10 @@ class AugmentDataModule(L.LightningDataModule):
         root: the folder the CSV's paths start from (default: as ``read_chexpert``).
         views: views kept (frontal only, as the diffusion model was trained).
         label_policy: how uncertain and blank labels are read before planning.
+        split_by_patient, correlation, study_seed: plan on the training records of this
+            shortcut study (``study_split``), as the classifiers' data of the same settings
+            trains on: CheXpert's train.csv split 70/15/15 by patient, then cut to 90/10.
+            By default every record of ``records`` is planned on.
         batch_size: jobs per chunk, i.e. images edited together.
         num_workers: DataLoader processes loading images.
     """
@@ -128,6 +132,9 @@ class AugmentDataModule(L.LightningDataModule):
         root: Path | None = None,
         views: tuple[str, ...] = ("Frontal",),
         label_policy: LabelPolicy | None = None,
+        split_by_patient: bool = False,
+        correlation: tuple[float, float] | None = None,
+        study_seed: int = 0,
         batch_size: int = 8,
         num_workers: int = 0,
     ) -> None:
@@ -137,6 +144,8 @@ class AugmentDataModule(L.LightningDataModule):
         self.plan_settings = plan or PlanSettings()
         self.root, self.views = root, tuple(views)
         self.label_policy = label_policy or LabelPolicy()
+        self.split_by_patient, self.correlation = split_by_patient, correlation
+        self.study_seed = study_seed
         self.batch_size, self.num_workers = batch_size, num_workers
         self.plan: pd.DataFrame | None = None
         self.records: pd.DataFrame | None = None
@@ -147,9 +156,19 @@ class AugmentDataModule(L.LightningDataModule):
         return f"{self.out}/{SHARD_FOLDER}"
 
     def load_records(self) -> pd.DataFrame:
+        """The records planned on: the study's training records (all, by default)."""
         records = read_chexpert(self.records_csv, root=self.root)
-        kept = filter_views(records, self.views)
-        return apply_label_policy(kept, self.label_policy).reset_index(drop=True)
+        kept = apply_label_policy(filter_views(records, self.views), self.label_policy)
+        p = self.plan_settings
+        return study_split(
+            kept,
+            "train",
+            p.target,
+            p.attribute,
+            self.correlation,
+            self.split_by_patient,
+            self.study_seed,
+        ).reset_index(drop=True)
 
     def make_plan(self) -> pd.DataFrame:
         return make_plan(self.load_records(), self.plan_settings)

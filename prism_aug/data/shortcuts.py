@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from prism_aug.data.records import CHEXPERT_TO_RECORD, has_device
+from prism_aug.data.splits import SPLITS, add_splits
 from prism_aug.data.vocabulary import DEVICES, FINDINGS, check_finding
 
 MAX_DENOMINATOR = 1000
@@ -261,3 +262,40 @@ def anticorrelated_subset(
     """The shortcut reversed: rates 1 - p_a_given_y1 and 1 - p_a_given_y0 (test sets)."""
     p1, p0 = _rate("p_a_given_y1", p_a_given_y1), _rate("p_a_given_y0", p_a_given_y0)
     return shortcut_subset(records, target, attribute, 1 - p1, 1 - p0, size=size, seed=seed)
+
+
+def study_split(
+    records: pd.DataFrame,
+    split: str,
+    target: str,
+    attribute: str,
+    correlation: tuple[float, float] | None = None,
+    split_by_patient: bool = False,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The records of one split of a shortcut study.
+
+    The classifiers train and test on these, and an augment run plans its counterfactuals on
+    the "train" ones, so that what it balances is the training set the classifier sees.
+
+    Args:
+        records: policy-applied records of the split's own CSV, or, with
+            ``split_by_patient``, of the one CSV (CheXpert's train.csv) every split comes from.
+        split: "train", "valid" or "test".
+        target: the finding y.
+        attribute: the spurious attribute a.
+        correlation: (P(a=1 | y=1), P(a=1 | y=0)) set exactly in train and valid
+            (``shortcut_subset``), with a group-balanced test; None keeps the records.
+        split_by_patient: keep the split's patients (``add_splits``: 70/15/15 by patient).
+        seed: the subset's draw, fixed for a study whatever seed its classifiers train with.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if split_by_patient:
+        named = add_splits(records)
+        records = named[named["split"] == split].drop(columns="split")
+    if correlation is None:
+        return records
+    if split == "test":
+        return balanced_subset(records, target, attribute, seed=seed)[0]
+    return shortcut_subset(records, target, attribute, *correlation, seed=seed)[0]

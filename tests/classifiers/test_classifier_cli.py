@@ -12,6 +12,7 @@ import yaml
 
 from classifiers.cli import main
 from classifiers.data import ClassifierDataModule
+from prism_aug.augment.data import AugmentDataModule
 from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import ShardSink
 
@@ -141,6 +142,25 @@ def test_a_study_is_cut_from_one_csv_by_patient_with_exact_rates(synthcxr):
         assert len(a) and a.mean() == 0.5
     counts = np.bincount(data.datasets["test"].groups, minlength=4)
     assert len(set(counts.tolist())) == 1  # a group-balanced test
+
+
+def test_augment_plans_on_the_records_the_classifier_trains_on(synthcxr, tmp_path):
+    every = pd.concat([pd.read_csv(synthcxr / f"{s}.csv") for s in ("train", "valid", "test")])
+    every.to_csv(tmp_path / "all.csv", index=False)
+    study = {"split_by_patient": True, "correlation": (0.75, 0.25), "study_seed": 1}
+    augment = AugmentDataModule(tmp_path / "all.csv", str(tmp_path / "run"), **study)
+    planned = set(augment.load_records()["path"])
+    plan = augment.make_plan()
+    assert len(plan) and set(plan["path"]) <= planned
+    trains = []
+    for seed in (0, 1):  # a classifier's training seed does not change its study
+        data = ClassifierDataModule(
+            train_csv=tmp_path / "all.csv", image_size=32, seed=seed, **study
+        )  # fmt: skip
+        data.setup("fit")
+        trains.append(set(data.datasets["train"].paths))
+    assert planned == trains[0] == trains[1]
+    assert len(planned) < len(every) // 2  # one split's patients, cut to the study's rates
 
 
 @pytest.mark.parametrize("config", ["synthcxr.yaml", "chexpert_densenet121.yaml"])
