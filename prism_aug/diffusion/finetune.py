@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from diffusers import AutoencoderKL
 from diffusers.models.attention_processor import AttnProcessor
@@ -98,7 +99,7 @@ class DiffusionFineTuner(L.LightningModule):
 
     Args:
         model: the model to fine-tune: a diffusers folder, a preset name ("tiny", "sd15") or
-            a hub id (``runwayml/stable-diffusion-v1-5``).
+            a hub id (``stable-diffusion-v1-5/stable-diffusion-v1-5``).
         vae: folder of an ``AutoencoderKL`` that replaces the model's VAE (the tiny preset's
             VAE trained by ``prism-aug finetune-vae``); None keeps the model's.
         preset_overrides: hyper-parameters of the preset (``{"unet_channels": [16, 32]}``).
@@ -172,6 +173,7 @@ class DiffusionFineTuner(L.LightningModule):
             self.unet.set_attn_processor(AttnProcessor())
         self.ema = None if ema_decay is None else EMAModel(self.trained_parameters(), ema_decay)
         self._last_grid_step = -1
+        self.noise_generator: torch.Generator | None = None  # per rank, from on_train_start
 
     # -- the model ------------------------------------------------------------------------
 
@@ -203,13 +205,16 @@ class DiffusionFineTuner(L.LightningModule):
         posterior = self.vae.encode(pixels).latent_dist
         return posterior.mean, posterior.std
 
-    def latents(self, batch: dict[str, Any]) -> torch.Tensor:
+    def latents(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """x_0: a posterior sample times the VAE's scaling factor, ``(B, 4, S/f, S/f)``."""
         if "latent_mean" in batch:
             mean, std = batch["latent_mean"], batch["latent_std"]
         else:
             mean, std = self.encode_posterior(batch["pixel_values"])
-        return (mean + std * torch.randn_like(mean)) * self.vae.config.scaling_factor
+        noise = torch.randn(mean.shape, generator=generator, device="cpu").to(mean)
+        return (mean + std * noise) * self.vae.config.scaling_factor
 
     def encode_text(self, captions: Sequence[str]) -> torch.Tensor:
         """Captions -> CLIP hidden states ``(B, 77, D)``; no graph when the encoder is frozen."""
@@ -225,7 +230,8 @@ class DiffusionFineTuner(L.LightningModule):
         Args:
             x0: scaled latents ``(B, 4, h, w)``.
             c: text embeddings ``(B, 77, D)``.
-            generator: draws eps and t (validation fixes it; training uses the global RNG).
+            generator: draws eps and t (validation fixes it; training draws from the rank's
+                ``noise_generator``).
         """
         num_timesteps = self.scheduler.config.num_train_timesteps
         eps = torch.randn(x0.shape, generator=generator, device="cpu").to(x0)
@@ -238,9 +244,10 @@ class DiffusionFineTuner(L.LightningModule):
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        x0 = self.latents(batch)
-        captions = drop_captions(batch["caption"], self.hparams.caption_dropout)
-        loss = self.model_step(x0, self.encode_text(captions))
+        generator = self.noise_generator
+        x0 = self.latents(batch, generator)
+        captions = drop_captions(batch["caption"], self.hparams.caption_dropout, generator)
+        loss = self.model_step(x0, self.encode_text(captions), generator)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
 
@@ -298,6 +305,18 @@ class DiffusionFineTuner(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.ema is not None:
             self.ema.to(self.device)
+
+    def on_train_start(self) -> None:
+        """Give this rank its own draws of noise, timesteps and caption dropout.
+
+        ``seed_everything`` seeds every DDP rank alike, so with the global RNG all ranks
+        would draw the same t and noise for their different images, and a batch of 8 x 4
+        GPUs would hold 8 distinct timesteps, not 32. The seed also holds the step the run
+        starts from (after a resume), so a resumed run draws afresh, reproducibly.
+        """
+        key = [torch.initial_seed(), self.global_rank, self.trainer.global_step]
+        seed = int(np.random.SeedSequence(key).generate_state(1)[0])
+        self.noise_generator = torch.Generator().manual_seed(seed)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.ema is not None:

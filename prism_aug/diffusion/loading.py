@@ -19,7 +19,8 @@ def load_components(source: str | Path, *, seed: int = 0) -> SDComponents:
     """Load the components of a Stable Diffusion model.
 
     The source decides, in this order: an existing folder is read as a diffusers model
-    (``save_pipeline``'s output, or a snapshot of ``runwayml/stable-diffusion-v1-5``); a
+    (``save_pipeline``'s output, or a snapshot of
+    ``stable-diffusion-v1-5/stable-diffusion-v1-5``); a
     name in ``PRESETS`` is built with random weights; anything else is a hub id passed to
     ``from_pretrained`` (served from the local Hugging Face cache when offline).
 

@@ -1,4 +1,5 @@
-"""DDP on two CPU processes (gloo): the ranks train in step and end with identical weights.
+"""DDP on two CPU processes (gloo): the ranks train in step and end with identical weights,
+from noise of their own.
 
 The run goes through a script in its own process with ``strategy="ddp"``, which Lightning
 relaunches once per rank. Not ``ddp_spawn``: it passes the module to the ranks through
@@ -36,6 +37,7 @@ class SaveRankWeights(L.Callback):
             "shared": any(p.is_shared() for p in module.trained_parameters()),
             "step": trainer.global_step,
             "world_size": trainer.world_size,
+            "noise_seed": module.noise_generator.initial_seed(),
         }}
         torch.save(state, Path({out!r}) / f"rank{{trainer.global_rank}}.pt")
 
@@ -67,6 +69,8 @@ def test_ddp_ranks_stay_in_sync(synthcxr_32: Path, tmp_path: Path) -> None:
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert [r["step"] for r in ranks] == [3, 3]
     assert not any(r["shared"] for r in ranks)  # two processes, two copies of the weights
+    # seed_everything seeds both ranks alike; their noise, t and caption dropout differ.
+    assert ranks[0]["noise_seed"] != ranks[1]["noise_seed"]
     for key in ("weights", "ema"):
         for a, b in zip(ranks[0][key], ranks[1][key], strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
