@@ -108,10 +108,7 @@ def make_plan(records: pd.DataFrame, settings: PlanSettings) -> pd.DataFrame:
             "path": paths,
             "edit": [str(spec) for spec in specs],
             "group_before": [_group(y[i], a[i]) for i in rows],
-            "group_after": [
-                _group(y[i], 1 - a[i] if _flips(spec, settings.attribute) else a[i])
-                for i, spec in zip(rows, specs, strict=True)
-            ],
+            "group_after": _groups_after(records.iloc[rows], specs, settings),
         },
         columns=list(PLAN_COLUMNS),
     )
@@ -124,9 +121,22 @@ def make_plan(records: pd.DataFrame, settings: PlanSettings) -> pd.DataFrame:
     return plan
 
 
-def _flips(spec: EditSpec, attribute: str) -> bool:
-    """Whether a job moves its source to the other value of the study's attribute."""
-    return spec.attribute == attribute and spec.action != "keep"
+def _groups_after(
+    sources: pd.DataFrame, specs: list[EditSpec], settings: PlanSettings
+) -> list[str]:
+    """Each job's group once its edit is made: the edited labels, read as the study reads
+    them, so that an edit of the target, or of one device type under "Support Devices",
+    moves its source too. An edit that does not apply keeps the source's group (the run
+    records it as failed)."""
+    if sources.empty:
+        return []
+    edited = []
+    for labels, spec in zip(sources.to_dict("records"), specs, strict=True):
+        applies, _ = spec.applies_to(labels)
+        edited.append(spec.edited_labels(labels) if applies else labels)
+    table = pd.DataFrame(edited, columns=sources.columns)
+    y, a = group_arrays(table, settings.target, settings.attribute)
+    return [_group(y_i, a_i) for y_i, a_i in zip(y, a, strict=True)]
 
 
 def _group(y: int, a: int) -> str:

@@ -77,6 +77,18 @@ def test_explicit_jobs(tmp_path):
     assert plan["group_after"].tolist() == ["y=1,a=0", "y=0,a=0"]
 
 
+def test_jobs_that_edit_the_target_or_one_device_move_their_source(tmp_path):
+    records = _records(0, 0, 2, 2)  # y=0: two with a device, two without
+    records["Devices"] = ["Pacemaker", "Pacemaker;Chest Tube", "", ""]
+    jobs = tmp_path / "jobs.csv"
+    edits = ["remove:Pacemaker", "remove:Pacemaker", "add:Pleural Effusion", "add:Chest Tube"]
+    pd.DataFrame({"path": records["path"], "edit": edits}).to_csv(jobs, index=False)
+    plan = make_plan(records, PlanSettings(policy="jobs", jobs=jobs))
+    assert plan["group_before"].tolist() == ["y=0,a=1", "y=0,a=1", "y=0,a=0", "y=0,a=0"]
+    # The last device gone, a chest tube still there, an effusion added, a device added.
+    assert plan["group_after"].tolist() == ["y=0,a=0", "y=0,a=1", "y=1,a=0", "y=0,a=1"]
+
+
 @pytest.mark.parametrize(
     ("path", "edit", "message"),
     [
