@@ -4,7 +4,9 @@
 verifier choose each job's candidate (or reject the edit), and returns one sample per job
 not yet written: ``{key}.png`` (absent when the job failed) and ``{key}.json`` with
 everything needed to trust or reproduce it. A job whose image cannot be read, or whose edit
-does not apply or raises, becomes a "failed" sample with its reason; the run goes on.
+does not apply or raises, becomes a "failed" sample with its reason; the run goes on. An
+out-of-memory or accelerator error is not the job's fault and may leave the device unusable:
+it stops the run, so that the same command resumes and redoes the chunk.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from prism_aug.editing.editor import Editor, EditorSettings
 from prism_aug.editing.verifier import Verdict, Verifier, judged_attribute
 
 ACCEPTED, REJECTED, UNVERIFIED, FAILED = "accepted", "rejected", "unverified", "failed"
+# Failures of the machine, not of a job: a failed sample is never redone, these must be.
+DEVICE_ERRORS: tuple[type[Exception], ...] = (torch.OutOfMemoryError, torch.AcceleratorError)
 
 
 class AugmentModule(L.LightningModule):
@@ -83,6 +87,8 @@ class AugmentModule(L.LightningModule):
             try:
                 torch.manual_seed(seed)
                 images, candidates, verdicts = self._edit(jobs)
+            except DEVICE_ERRORS:
+                raise
             except Exception as err:  # a failed edit is recorded, the run goes on
                 for job in jobs:
                     job.error = f"edit failed: {type(err).__name__}: {err}"

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from prism_aug.augment.reader import read_augmented
 from prism_aug.cli import main
 from prism_aug.data.records import load_image, square_image
+from prism_aug.editing.editor import Editor
 
 META_FIELDS = {
     "key",
@@ -149,6 +151,25 @@ def test_failures_are_recorded_and_counted_in_the_exit_status(assets, write_conf
     failed = {f["key"] for f in manifest["failures"]}
     assert all(set(samples[k]) == {"json"} for k in failed)  # no image for a failed job
     assert {"png", "json", "source.png"} == set(samples[(set(samples) - failed).pop()])
+
+
+def test_an_out_of_memory_error_stops_the_run_and_the_rerun_redoes_its_jobs(
+    assets, write_config, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "augment.yaml", assets, out)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Editor, "edit", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            main(["augment", "--config", str(config)])
+    assert not shard_members(out)  # no job was written off as failed
+    main(["augment", "--config", str(config)])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["status"].get("failed", 0) == 0
 
 
 def test_a_non_square_source_is_edited_and_stored_as_the_model_sees_it(
