@@ -41,10 +41,11 @@ class AugmentCLI(PrismCLI):
 
 
 def write_examples(out: str, n: int) -> str | None:
-    """A PNG grid (source | counterfactual | difference) of the first ``n`` usable samples."""
+    """A PNG grid (source | counterfactual | difference) of the first ``n`` usable samples
+    (rank 0 writes it after a DDP run: it reads every rank's shards)."""
     shards = complete_shards(f"{out}/{SHARD_FOLDER}")
     pairs: dict[str, dict[str, np.ndarray]] = {}
-    for item in read_augmented(shards) if shards else []:
+    for item in read_augmented(shards, every_rank=True) if shards else []:
         pairs.setdefault(item["key"], {})[item["kind"]] = item["image"]
         if len(pairs) > n:
             break

@@ -15,11 +15,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import fsspec
 import webdataset as wds
+from webdataset.gopen import gopen_schemes
 
 from prism_aug.augment.module import ACCEPTED, UNVERIFIED
 
 USABLE: tuple[str, ...] = (ACCEPTED, UNVERIFIED)
+
+
+def _open_with_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **kwargs: Any) -> Any:
+    return fsspec.open(url, mode).open()
+
+
+def serve_fsspec_urls() -> None:
+    """Let webdataset open every URL scheme fsspec knows and it does not (s3://, az://, ...),
+    where augment writes shards; its own handlers (http, gs, pipe) are kept."""
+    for scheme in fsspec.available_protocols():
+        gopen_schemes.setdefault(scheme, _open_with_fsspec)
 
 
 def read_augmented(
@@ -44,6 +57,7 @@ def read_augmented(
             ``io.BytesIO`` decodes one), smaller to hold in memory (SynthCXR's 64 px
             renders: 2.0 kB against 4.1 kB).
     """
+    serve_fsspec_urls()
     dataset = wds.WebDataset(
         urls,
         shardshuffle=False,

@@ -33,11 +33,13 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def complete_shards(url: str) -> list[str]:
-    """Paths of the complete shards in folder ``url``, in name order."""
+    """The complete shards in folder ``url``, in name order: paths, or URLs with the
+    folder's protocol (fsspec lists ``bucket/run/...`` for ``s3://bucket/run``)."""
     fs, folder = filesystem(url)
     if not fs.exists(folder):
         return []
-    return sorted(p for p in fs.ls(folder, detail=False) if SHARD_RE.search(p))
+    shards = sorted(p for p in fs.ls(folder, detail=False) if SHARD_RE.search(p))
+    return [fs.unstrip_protocol(p) for p in shards] if "://" in url else shards
 
 
 def discard_partial_shards(url: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import (
     ShardSink,
     complete_shards,
@@ -57,3 +58,20 @@ def test_shard_bytes_depend_on_the_samples_only(tmp_path):
         sink.close()
     a, b = (tmp_path / f / "aug-002-000-000000.tar" for f in ("a", "b"))
     assert a.read_bytes() == b.read_bytes()  # fixed mtime, owner and mode
+
+
+def test_shards_at_an_fsspec_url_are_listed_as_urls_and_read_back():
+    url = "memory://augment-test/run/shards"  # as s3://bucket/run/shards: not a local path
+    sink = ShardSink(url, attempt=0, rank=0, samples_per_shard=2)
+    for i in range(3):
+        meta = {"key": f"k{i}", "source_key": f"s{i}", "source_path": f"p{i}.png",
+                "edit": "remove:Support Devices", "status": "accepted",
+                "labels_after": {}, "group_after": "y=1,a=0"}  # fmt: skip
+        sink.write({"__key__": f"k{i}", "png": np.full((4, 4), i, np.uint8), "json": meta})
+    sink.close()
+    shards = complete_shards(url)
+    assert len(shards) == 2 and all(s.startswith("memory://") for s in shards)
+    items = list(read_augmented(shards, originals=False))
+    assert [item["key"] for item in items] == ["k0", "k1", "k2"]
+    assert [int(item["image"][0, 0]) for item in items] == [0, 1, 2]
+    filesystem(url)[0].rm("/augment-test", recursive=True)
