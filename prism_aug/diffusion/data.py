@@ -151,19 +151,20 @@ class CXRDataModule(L.LightningDataModule):
         encode: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
         vae_fingerprint: str,
         trainer: L.Trainer,
-        batch_size: int = 64,
     ) -> None:
         """Serve the train and valid sets from cached latents, encoding what is not cached.
 
         Each rank encodes its share of the images, then all read the complete cache (see
-        ``build_latent_cache``). Does nothing when ``latent_cache`` is None.
+        ``build_latent_cache``), in batches of ``batch_size`` read by ``num_workers``: the
+        training batch fits on the device beside the UNet, so the encoder's does (SD's VAE at
+        512 px needs an estimated 26-30 GB for 64 images, which a fixed batch of 64 asked
+        for). Does nothing when ``latent_cache`` is None.
 
         Args:
             encode: pixels ``(B, C, S, S)`` in [-1, 1] -> posterior mean and std
                 ``(B, 4, S/f, S/f)``, unscaled (the VAE's own latent space).
             vae_fingerprint: changes whenever the VAE's config or weights do.
             trainer: the running trainer (rank, world size, barrier).
-            batch_size: images per encoder call.
         """
         if self.hparams.latent_cache is None:
             return
@@ -180,7 +181,8 @@ class CXRDataModule(L.LightningDataModule):
                 rank=trainer.global_rank,
                 world_size=trainer.world_size,
                 barrier=trainer.strategy.barrier,
-                batch_size=batch_size,
+                batch_size=self.hparams.batch_size,
+                num_workers=self.hparams.num_workers,
             )
             self.datasets[name] = CachedLatents(cache, dataset.captions)
 

@@ -123,6 +123,8 @@ class DiffusionFineTuner(L.LightningModule):
         sample_seeds: the grid's columns; fixed seeds, so grids compare across steps.
         sample_steps: DDIM steps of the grid.
         sample_guidance: guidance scale of the grid.
+        sample_batch_size: grid images per pipeline call; rank 0 draws them beside the
+            training state (SD at 512 px: 28 images at once decode in an estimated 22 GB).
         grid_findings: the grid's rows besides the normal caption, each finding switched on.
         export_dir: folder the EMA model is saved to when the fit ends; None: no export.
     """
@@ -147,6 +149,7 @@ class DiffusionFineTuner(L.LightningModule):
         sample_seeds: Sequence[int] = (0, 1, 2, 3),
         sample_steps: int = 20,
         sample_guidance: float = 5.0,
+        sample_batch_size: int = 8,
         grid_findings: Sequence[str] = SYNTHCXR_FINDINGS,
         export_dir: str | None = "outputs/models/synthcxr_tiny",
     ) -> None:
@@ -155,6 +158,8 @@ class DiffusionFineTuner(L.LightningModule):
         _check_choice("attention", attention, ATTENTION_CHOICES)
         if not 0.0 <= caption_dropout <= 1.0:
             raise ValueError(f"model.caption_dropout must be in [0, 1], got {caption_dropout}")
+        if sample_batch_size < 1:
+            raise ValueError(f"model.sample_batch_size must be >= 1, got {sample_batch_size}")
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer = optimizer
         components = load_model(model, vae, preset_overrides, seed)
@@ -372,6 +377,7 @@ class DiffusionFineTuner(L.LightningModule):
                 hp.sample_seeds,
                 hp.sample_steps,
                 hp.sample_guidance,
+                hp.sample_batch_size,
             )
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):

@@ -111,11 +111,13 @@ def save_switch_grid(
     seeds: Sequence[int],
     steps: int = 20,
     guidance: float = 5.0,
+    batch_size: int = 64,
 ) -> Path:
     """Sample ``switch_prompts(findings)`` (rows) for each seed (columns); save as PNG."""
     rows = switch_prompts(findings)
     prompts = [prompt for _, prompt in rows for _ in seeds]
-    images = sample_images(components, prompts, list(seeds) * len(rows), steps, guidance)
+    seeds = list(seeds) * len(rows)
+    images = sample_images(components, prompts, seeds, steps, guidance, batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image_grid(images, len(rows))).save(path)
     return path
