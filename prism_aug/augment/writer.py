@@ -16,13 +16,15 @@ class ShardPredictionWriter(BasePredictionWriter):
 
     Args:
         out: the run folder; shards go to ``{out}/shards``.
-        samples_per_shard: samples per shard (the unit a killed run loses at most).
+        samples_per_shard: samples per shard (the unit a killed run loses at most; a run
+            stopped by an exception completes its open shard, which holds whole samples).
     """
 
     def __init__(self, out: str, samples_per_shard: int = 1000) -> None:
         super().__init__(write_interval="batch")
         self.out, self.samples_per_shard = str(out).rstrip("/"), samples_per_shard
         self.sink: ShardSink | None = None
+        self._writing = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Every rank reads the attempt before any writes: Lightning holds a barrier after
@@ -40,9 +42,19 @@ class ShardPredictionWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        self._writing = True
         for sample in prediction:
             self.sink.write(sample)
+        self._writing = False
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.sink.close()
         trainer.strategy.barrier("shards-complete")  # rank 0 then reads every rank's shards
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        """Keep what the run finished: complete the open shard, unless the exception came
+        while a sample was being written (then the shard stays partial, and is redone)."""
+        if self.sink is not None and not self._writing:
+            self.sink.close()

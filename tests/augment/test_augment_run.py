@@ -172,6 +172,32 @@ def test_an_out_of_memory_error_stops_the_run_and_the_rerun_redoes_its_jobs(
     assert manifest["complete"] and manifest["status"].get("failed", 0) == 0
 
 
+def test_a_run_stopped_by_an_error_keeps_the_samples_it_finished(
+    assets, write_config, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    config = write_config(tmp_path / "augment.yaml", assets, out)  # chunks of 3, shards of 4
+    edit = Editor.edit
+
+    def fail_the_second_chunk(self, *args, **kwargs):
+        fail_the_second_chunk.calls += 1
+        if fail_the_second_chunk.calls == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return edit(self, *args, **kwargs)
+
+    fail_the_second_chunk.calls = 0
+    with monkeypatch.context() as patch:
+        patch.setattr(Editor, "edit", fail_the_second_chunk)
+        with pytest.raises(torch.OutOfMemoryError):
+            main(["augment", "--config", str(config)])
+    first = shard_members(out)
+    assert len(first) == 3  # the first chunk, in a complete shard of 3
+    main(["augment", "--config", str(config)])
+    plan = pd.read_csv(out / "plan.csv")
+    every = shard_members(out)
+    assert sorted(every) == sorted(plan["key"]) and all(every[k] == first[k] for k in first)
+
+
 def test_a_non_square_source_is_edited_and_stored_as_the_model_sees_it(
     assets, write_config, tmp_path
 ):
