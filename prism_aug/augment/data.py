@@ -177,27 +177,34 @@ class AugmentDataModule(L.LightningDataModule):
         """Write the plan (or check it against the one already there) and drop partials."""
         plan = self.make_plan()
         fs, folder = filesystem(self.out)
-        path = f"{folder}/{PLAN_NAME}"
-        if fs.exists(path):
-            with fs.open(path, "r") as f:
-                written = pd.read_csv(f, dtype="str", keep_default_na=False)
-            if not written.equals(plan.astype("str")):
-                raise ValueError(
-                    f"{self.out}/{PLAN_NAME} holds another plan than this configuration makes "
-                    f"({len(written)} jobs there, {len(plan)} now): give a new out folder, or "
-                    "delete the old run to start over"
-                )
+        if fs.exists(f"{folder}/{PLAN_NAME}"):
+            self._check_plan(plan)
         else:
             fs.makedirs(folder, exist_ok=True)
-            with fs.open(path, "w") as f:
+            with fs.open(f"{folder}/{PLAN_NAME}", "w") as f:
                 plan.to_csv(f, index=False)
         for partial in discard_partial_shards(self.shard_url):
             print(f"discarded the partial shard {partial}")
+
+    def _check_plan(self, plan: pd.DataFrame) -> None:
+        """Raise unless ``plan`` is the one written in the run folder."""
+        fs, folder = filesystem(self.out)
+        with fs.open(f"{folder}/{PLAN_NAME}", "r") as f:
+            written = pd.read_csv(f, dtype="str", keep_default_na=False)
+        if not written.equals(plan.astype("str")):
+            raise ValueError(
+                f"{self.out}/{PLAN_NAME} holds another plan than this configuration makes "
+                f"({len(written)} jobs there, {len(plan)} now): give a new out folder, or "
+                "delete the old run to start over"
+            )
 
     def setup(self, stage: str) -> None:
         records = self.load_records()
         self.records = records
         self.plan = make_plan(records, self.plan_settings)
+        # Every rank deals chunks from its own plan: all must hold the one rank 0 wrote
+        # (another copy of the CSV on another node would deal other jobs).
+        self._check_plan(self.plan)
         labels = {
             row[PATH]: record_labels(row)
             for row in records.loc[records[PATH].isin(self.plan["path"])].to_dict("records")

@@ -60,11 +60,21 @@ def next_attempt(url: str) -> int:
 
 
 def read_metadata(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[dict[str, Any]]:
-    """The JSON metadata of every sample of one shard, in order."""
-    with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        for member in tar:
-            if member.name.endswith(".json"):
-                yield json.loads(tar.extractfile(member).read())
+    """The JSON metadata of every sample of one shard, in order.
+
+    Raises:
+        ValueError: the shard is not a readable tar of samples (named, with what to do).
+    """
+    try:
+        with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+            for member in tar:
+                if member.name.endswith(".json"):
+                    yield json.loads(tar.extractfile(member).read())
+    except (tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"shard {path} is unreadable ({type(err).__name__}: {err}); delete it, and the "
+            "next run redoes its jobs"
+        ) from err
 
 
 def shard_metadata(url: str) -> dict[str, list[dict[str, Any]]]:

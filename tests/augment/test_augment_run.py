@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from prism_aug.augment.data import AugmentDataModule, done_keys
 from prism_aug.augment.reader import read_augmented
 from prism_aug.cli import main
 from prism_aug.data.records import load_image, square_image
@@ -113,6 +114,24 @@ def test_another_plan_in_the_same_folder_is_refused(run):
     config, _ = run
     with pytest.raises(SystemExit, match="holds another plan"):
         main(["augment", "--config", str(config), "--data.plan.max_per_group", "2"])
+
+
+def test_every_rank_checks_its_plan_against_the_written_one(run, assets, tmp_path):
+    # Another node's copy of the CSV, with one record fewer: its rank would deal other jobs.
+    _, out = run
+    records = pd.read_csv(assets["data"] / "train.csv")
+    records.iloc[1:].to_csv(tmp_path / "other_copy.csv", index=False)
+    rank = AugmentDataModule(tmp_path / "other_copy.csv", str(out))
+    with pytest.raises(ValueError, match="holds another plan"):
+        rank.setup("predict")
+
+
+def test_an_unreadable_shard_is_named(tmp_path):
+    shards = tmp_path / "out" / "shards"
+    shards.mkdir(parents=True)
+    (shards / "aug-000-000-000000.tar").write_bytes(b"truncated by a crash")
+    with pytest.raises(ValueError, match=r"shard .*aug-000-000-000000\.tar is unreadable"):
+        done_keys(str(tmp_path / "out"))
 
 
 def test_failures_are_recorded_and_counted_in_the_exit_status(assets, write_config, tmp_path):
