@@ -209,7 +209,7 @@ class AugmentDataModule(L.LightningDataModule):
             row[PATH]: record_labels(row)
             for row in records.loc[records[PATH].isin(self.plan["path"])].to_dict("records")
         }
-        done = done_keys(self.out)
+        done = self._done_keys()
         chunks, indices = [], []
         jobs = self.plan.to_dict("records")
         for index, start in enumerate(range(0, len(jobs), self.batch_size)):
@@ -222,6 +222,15 @@ class AugmentDataModule(L.LightningDataModule):
             indices.append(index)
         self.dataset = ChunkDataset(chunks, indices, records.attrs["root"])
         self.pad_for_ranks(self.trainer.world_size if self.trainer is not None else 1)
+
+    def _done_keys(self) -> set[str]:
+        """What complete shards hold, read once by rank 0 and sent to the others: reading
+        every shard streams all of its images (tens of GB of shards on CheXpert)."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return done_keys(self.out)
+        done = done_keys(self.out) if trainer.is_global_zero else None
+        return trainer.strategy.broadcast(done, src=0)
 
     def pad_for_ranks(self, world: int) -> None:
         """With fewer chunks left than ranks, add empty ones: every rank must run a batch."""
