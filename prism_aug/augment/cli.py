@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from prism_aug.augment.data import AugmentDataModule
 from prism_aug.augment.manifest import build_manifest, format_summary
 from prism_aug.augment.module import FAILED, AugmentModule
 from prism_aug.augment.reader import read_augmented
+from prism_aug.augment.run_settings import check_run_settings
 from prism_aug.augment.shards import SHARD_FOLDER, complete_shards, filesystem
 from prism_aug.augment.writer import ShardPredictionWriter
 from prism_aug.editing.cli import write_grid
@@ -74,14 +76,26 @@ def build_cli(args: Sequence[str] | None = None) -> AugmentCLI:
 def augment(cli: AugmentCLI) -> tuple[dict[str, Any] | None, float]:
     """Run the predict loop; rank 0 then writes the manifest and the examples and prints the
     summary. Returns the manifest (None on other ranks) and the loop's seconds."""
-    trainer, data = cli.trainer, cli.datamodule
+    trainer, data, model = cli.trainer, cli.datamodule, cli.model
+    check_run_settings(
+        data.out,
+        {
+            "model": model.model_id,
+            "oracle": model.oracle_path,
+            "threshold": model.threshold,
+            "seed": model.seed,
+            "settings": asdict(model.settings),
+            "batch_size": data.batch_size,
+            "precision": str(trainer.precision),
+        },
+    )
     start = time.perf_counter()
     trainer.predict(cli.model, datamodule=data, return_predictions=False)
     seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return None, seconds
     config: dict[str, Any] = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))
-    manifest = build_manifest(data.out, data.plan, data.groups_before(), config, cli.model.model_id)
+    manifest = build_manifest(data.out, data.plan, data.groups_before(), config, model.model_id)
     print(format_summary(manifest, data.pending_jobs, seconds))
     examples = write_examples(data.out, cli.config.examples)
     print(

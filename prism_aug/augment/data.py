@@ -111,7 +111,8 @@ class AugmentDataModule(L.LightningDataModule):
 
     Args:
         records: a CheXpert-shaped CSV (CheXpert, MIMIC in CheXpert form, SynthCXR).
-        out: the run folder (local path or fsspec URL): plan.csv, shards/, manifest.json.
+        out: the run folder (local path or fsspec URL): plan.csv, run.json, shards/,
+            manifest.json.
         plan: what to generate.
         root: the folder the CSV's paths start from (default: as ``read_chexpert``).
         views: views kept (frontal only, as the diffusion model was trained).

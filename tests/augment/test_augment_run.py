@@ -116,6 +116,14 @@ def test_another_plan_in_the_same_folder_is_refused(run):
         main(["augment", "--config", str(config), "--data.plan.max_per_group", "2"])
 
 
+def test_a_resume_with_other_settings_is_refused(run):
+    config, out = run
+    with pytest.raises(SystemExit, match=r"run.json: .*batch_size: 3 then, 2 now"):
+        main(["augment", "--config", str(config), "--data.batch_size", "2"])
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["batch_size"] == 3 and recorded["settings"]["self_replace"] == [0.4, 0.8]
+
+
 def test_every_rank_checks_its_plan_against_the_written_one(run, assets, tmp_path):
     # Another node's copy of the CSV, with one record fewer: its rank would deal other jobs.
     _, out = run
