@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -167,9 +168,14 @@ def build_latent_cache(
             continue  # finished by an earlier, interrupted build
         stop = min(start + SHARD_SIZE, len(dataset))
         tensors = _encode_shard(dataset, start, stop, encode, batch_size, num_workers)
-        partial = path.with_suffix(".partial")
-        save_file(tensors, str(partial))
-        partial.replace(path)
+        # A name of this process's own: two jobs of a sweep on the same data build the same
+        # cache at once, and must not write into one file.
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
+        try:
+            save_file(tensors, str(partial))
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
     barrier()
     if rank == 0:
         _write_index(folder, dataset, fingerprint, starts)
@@ -201,6 +207,6 @@ def _write_index(
         "records": "records.csv",
         "shards": shards,
     }
-    partial = folder / "index.json.partial"
+    partial = folder / f"index.json.{uuid.uuid4().hex}.partial"
     partial.write_text(json.dumps(index, indent=2))
     partial.replace(folder / "index.json")
