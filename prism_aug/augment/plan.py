@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from prism_aug.data.prompts import ATTRIBUTES, EditSpec
-from prism_aug.data.shortcuts import EXCLUDED, group_arrays, group_key
+from prism_aug.data.shortcuts import EXCLUDED, attribute_values, group_arrays, group_key
 from prism_aug.data.vocabulary import PATH
 
 POLICIES: tuple[str, ...] = ("balance", "flip-all", "null-edit", "jobs")
@@ -93,8 +93,9 @@ def make_plan(records: pd.DataFrame, settings: PlanSettings) -> pd.DataFrame:
         if settings.policy == "null-edit":
             edits = [f"keep:{settings.attribute}"] * len(edits)
     elif settings.policy == "flip-all":
-        rows = np.flatnonzero(a >= 0)
-        edits = ["remove" if a[i] else "add" for i in rows]
+        known = attribute_values(records, settings.attribute)  # whatever y is
+        rows = np.flatnonzero(np.isin(known, (0.0, 1.0)))
+        edits = ["remove" if known[i] else "add" for i in rows]
         edits = [f"{action}:{settings.attribute}" for action in edits]
     else:
         rows, edits = _explicit_jobs(records, settings.jobs)

@@ -51,9 +51,12 @@ def test_balance_is_deterministic_capped_and_seeded():
 def test_flip_all_flips_every_known_attribute():
     records = _records(n11=2, n10=1, n01=1, n00=2)
     records.loc[0, "Support Devices"] = -1.0  # uncertain: not flipped
+    records.loc[1, "Pleural Effusion"] = -1.0  # the target uncertain, the attribute known
     plan = make_plan(records, PlanSettings(policy="flip-all"))
     assert len(plan) == 5
-    assert (plan["group_before"].str[-1] != plan["group_after"].str[-1]).all()
+    assert plan.loc[plan["path"] == records["path"][1], "group_before"].tolist() == ["excluded"]
+    known = plan["group_before"] != "excluded"
+    assert (plan.loc[known, "group_before"].str[-1] != plan.loc[known, "group_after"].str[-1]).all()
 
 
 def test_keys_are_unique_and_safe_for_webdataset():
