@@ -45,7 +45,7 @@ from prism_aug.data.records import (
 )
 from prism_aug.data.shortcuts import group_arrays, study_split
 from prism_aug.data.synthcxr import record_counterfactual
-from prism_aug.data.vocabulary import FINDINGS
+from prism_aug.data.vocabulary import FINDINGS, SEED
 
 SAMPLINGS: tuple[str, ...] = ("none", "suby", "subg", "rwy", "rwg")
 CF_IMAGES: tuple[str, ...] = ("generated", "ground_truth")
@@ -295,6 +295,13 @@ class ClassifierDataModule(L.LightningDataModule):
         return images, np.asarray(labels, dtype=np.int64).reshape(-1, 2 + len(FINDINGS))
 
     def setup(self, stage: str) -> None:
+        if self.test_pairs:  # checked before a fit, not after it
+            csv = self.csvs["train" if self.split_by_patient else "test"]
+            if SEED not in pd.read_csv(csv, nrows=0).columns:
+                raise ValueError(
+                    f"data.test_pairs needs SynthCXR records (a {SEED!r} column to render "
+                    f"each test image's true counterfactual); {csv} has none: set it false"
+                )
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}[stage]
         for split in splits:
             if split not in self.datasets:

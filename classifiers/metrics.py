@@ -24,7 +24,7 @@ from torchmetrics import Metric
 from torchmetrics.functional.classification import (
     binary_accuracy,
     binary_auroc,
-    binary_calibration_error,
+    multiclass_calibration_error,
 )
 
 N_GROUPS = 4
@@ -47,7 +47,10 @@ def group_metrics(probs: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) ->
     correct = (probs >= 0.5).long() == y
     out = {
         "mean_acc": binary_accuracy(probs, y).item(),
-        "ece": binary_calibration_error(probs, y, n_bins=15).item(),
+        # Guo et al.'s ECE: the confidence of the predicted class against its accuracy.
+        "ece": multiclass_calibration_error(
+            torch.stack([1 - probs, probs], dim=1), y, num_classes=2, n_bins=15
+        ).item(),
     }
     group_acc = {}
     for g in range(N_GROUPS):

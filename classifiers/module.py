@@ -20,7 +20,7 @@ import lightning as L
 import timm
 import torch
 import torch.nn.functional as F
-from torchmetrics.classification import MultilabelAUROC
+from torchmetrics.classification import MultilabelAUROC, MultilabelStatScores
 
 from classifiers.metrics import GroupMetrics
 from prism_aug.data.vocabulary import FINDINGS, check_finding
@@ -96,8 +96,11 @@ class ERM(L.LightningModule):
             load_weights(self.network, pretrained)
         self.val_metrics, self.test_metrics = GroupMetrics(), GroupMetrics()
         if findings:
-            auroc = {"num_labels": len(findings), "average": None, "ignore_index": -1}
-            self.val_auroc, self.test_auroc = MultilabelAUROC(**auroc), MultilabelAUROC(**auroc)
+            labels = {"num_labels": len(findings), "average": None, "ignore_index": -1}
+            self.val_auroc, self.test_auroc = MultilabelAUROC(**labels), MultilabelAUROC(**labels)
+            # Which findings had both classes: torchmetrics scores a one-class finding 0.
+            self.val_counts = MultilabelStatScores(**labels)
+            self.test_counts = MultilabelStatScores(**labels)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, C)`` of images ``(B, 1, S, S)``; C = 1 for the binary target."""
@@ -138,6 +141,7 @@ class ERM(L.LightningModule):
         if self.findings:
             codes = batch["findings"][:, self.columns]
             getattr(self, f"{split}_auroc").update(torch.sigmoid(logits), codes)
+            getattr(self, f"{split}_counts").update(torch.sigmoid(logits), codes)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -150,9 +154,12 @@ class ERM(L.LightningModule):
         values = metrics.compute()
         metrics.reset()
         if self.findings:
-            auroc = getattr(self, f"{split}_auroc")
-            per_finding = auroc.compute()
+            auroc, counts = getattr(self, f"{split}_auroc"), getattr(self, f"{split}_counts")
+            tp, fp, tn, fn, _ = counts.compute().T  # (findings,) each
+            both_classes = (tp + fn > 0) & (fp + tn > 0)
+            per_finding = auroc.compute().masked_fill(~both_classes, float("nan"))
             auroc.reset()
+            counts.reset()
             named = zip(self.findings, per_finding.tolist(), strict=True)
             values.update({f"auroc_{finding}": value for finding, value in named})
             values["mean_auroc"] = per_finding.nanmean().item()

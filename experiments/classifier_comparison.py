@@ -77,8 +77,7 @@ def fit(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> 
     cli = classify([
         "fit", "--config", config, f"--seed_everything={seed}", f"--data.seed={seed}",
         f"--trainer.max_epochs={epochs}", f"--trainer.default_root_dir={folder}",
-        "--trainer.logger=false", "--trainer.enable_progress_bar=false",
-        "--data.test_pairs=true", *extra,
+        "--trainer.logger=false", "--trainer.enable_progress_bar=false", *extra,
     ])  # fmt: skip
     return test_metrics(cli.trainer.callback_metrics)
 

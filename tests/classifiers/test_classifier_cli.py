@@ -105,6 +105,16 @@ def test_test_pairs_flip_only_the_attribute(synthcxr):
     changed = (item["image"] != item["image_cf"]).float().mean().item()
     assert 0 < changed < 0.5  # a device appears or disappears; the rest stays
 
+    # Real records have no seed to render a true counterfactual from: refused before a fit.
+    real_csv = synthcxr / "real.csv"
+    pd.read_csv(synthcxr / "test.csv").drop(columns="Seed").to_csv(real_csv, index=False)
+    real = ClassifierDataModule(
+        train_csv=synthcxr / "train.csv", val_csv=synthcxr / "valid.csv",
+        test_csv=real_csv, image_size=32, test_pairs=True,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="test_pairs needs SynthCXR records"):
+        real.setup("fit")
+
 
 def test_fit_then_test_the_selected_checkpoint(synthcxr, tmp_path, capsys):
     cf = _counterfactuals(tmp_path / "cf", synthcxr, 3)

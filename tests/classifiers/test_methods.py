@@ -128,3 +128,20 @@ def test_the_multilabel_loss_leaves_masked_findings_out():
     torch.testing.assert_close(losses, torch.stack([first, second]))
     with pytest.raises(ValueError, match="not among the findings"):
         ERM(findings=["Edema"], target="Pleural Effusion")
+
+
+def test_a_finding_with_one_class_has_no_auroc_and_stays_out_of_the_mean(monkeypatch):
+    model = ERM(findings=["Cardiomegaly", "Edema"], target="Cardiomegaly")
+    logged = {}
+    monkeypatch.setattr(model, "log_dict", lambda values, **kwargs: logged.update(values))
+    codes = torch.zeros(4, 14, dtype=torch.long)  # no image has Edema
+    codes[:, FINDINGS.index("Cardiomegaly")] = torch.tensor([0, 1, 0, 1])
+    batch = {
+        "index": torch.arange(4), "image": torch.rand(4, 1, 32, 32), "y": codes[:, 2],
+        "group": torch.tensor([0, 2, 1, 3]), "findings": codes,
+    }  # fmt: skip
+    with torch.no_grad():
+        model._evaluate(batch, "test")
+    model._log_metrics("test")
+    assert math.isnan(logged["test/auroc_Edema"])  # torchmetrics' own answer is 0
+    assert logged["test/mean_auroc"] == logged["test/auroc_Cardiomegaly"]

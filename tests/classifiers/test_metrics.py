@@ -35,6 +35,13 @@ def test_metrics_match_hand_computed_values():
     assert m["ece"] == pytest.approx((confidence - correct).abs().mean().item(), abs=1e-6)
 
 
+def test_ece_is_the_predicted_class_confidence_against_accuracy():
+    # Guo et al.: both predictions have confidence 0.7, one right: one bin, |0.7 - 0.5|. The
+    # positive-class reading (0.3 and 0.7 against y = 1) would give 0.5.
+    m = group_metrics(torch.tensor([0.3, 0.7]), torch.tensor([1, 1]), torch.tensor([2, 3]))
+    assert m["ece"] == pytest.approx(0.2, abs=1e-6)
+
+
 def test_an_empty_group_is_left_out():
     keep = GROUPS != 1
     m = group_metrics(PROBS[keep], Y[keep], GROUPS[keep])
