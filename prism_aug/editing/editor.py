@@ -184,14 +184,17 @@ class Editor:
 
         z0 = encode_images(c, images).to(device)
         cond_src, null = embed(source_prompts), embed([""] * b)
-        with torch.enable_grad():  # null-text optimisation differentiates through the UNet
+        # Null-text optimisation differentiates through the UNet, also where the caller
+        # runs under inference mode (Lightning's predict loop), which enable_grad alone
+        # does not leave; tensors made there are copied out of it first.
+        with torch.inference_mode(False), torch.enable_grad():
             inverted = invert(
                 s.inversion,
                 self.denoiser,
                 c.scheduler,
-                z0,
-                cond_src,
-                null,
+                z0.clone(),
+                cond_src.clone(),
+                null.clone(),
                 s.steps,
                 s.guidance,
                 s.null_text,

@@ -64,6 +64,14 @@ def test_null_text_and_negative_prompt_undo_the_guidance_drift(small_model, radi
     assert negative == pytest.approx(unguided, rel=1e-4)  # guidance cancels on the source
 
 
+def test_null_text_edits_under_inference_mode_as_lightning_predicts(small_model, radiographs):
+    settings = {"inversion": "null_text", "null_text": NullTextSettings(inner_steps=2)}
+    expected = _edit(small_model, radiographs[:1], **settings)
+    with torch.inference_mode():
+        edited = _edit(small_model, radiographs[:1], **settings)
+    np.testing.assert_array_equal(edited.candidates, expected.candidates)
+
+
 @pytest.mark.parametrize("model_name", ["small_model", "epsilon_model"])
 def test_direct_inversion_null_edit_reconstructs_the_vae_image(model_name, request, radiographs):
     small_model = request.getfixturevalue(model_name)  # zero-SNR v-prediction, SD v1's epsilon
