@@ -9,11 +9,16 @@ probabilities of the conditional half of the batch (P2P leaves the unconditional
 - cross-attention of a target, while ``step < cross_steps``: its tokens take the source's maps
   through a token map (word replacement, or refinement with a token alignment), tokens without
   a source counterpart keep their own, and the edited tokens are re-weighted;
-- self-attention of a target, while ``step < self_steps``: the source's maps (injection);
+- self-attention of a target, while ``step < self_steps``: the source's maps (injection), in
+  layers of at most ``SELF_INJECTION_MAX_TOKENS`` queries (P2P's 32 x 32: SD's 64 x 64
+  layers keep their own);
 - cross-attention maps of the edited words, summed over layers and steps, for the local blend.
 
-A layer and step with nothing to control or record runs SDPA instead of materialising the
-probabilities, so control costs only what it needs.
+Injected self-attention is SDPA over the source's queries and keys and the target's own
+values, which is ``softmax(q_src k_src^T) v_tgt`` without its maps: SD v1.5's 32 x 32 layers
+for 8 images x 6 branches would otherwise hold 2 x 48 x 8 heads x 1024^2 probabilities. Cross-
+attention materialises probabilities only at the steps that control or record them; every
+other layer and step runs SDPA.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from diffusers.models.attention_processor import Attention
 
 from prism_aug.editing.masks import threshold_maps
 from prism_aug.editing.token_maps import TokenMap
+
+# P2P injects self-attention only in layers with at most 32 x 32 queries.
+SELF_INJECTION_MAX_TOKENS = 32 * 32
 
 
 @dataclass
@@ -94,21 +102,27 @@ class AttentionController:
         self._self_until = int(branches.self_steps.max())
         self.blend_maps = torch.zeros(len(branches), *latent_size, device=branches.source.device)
 
-    def wants_probabilities(self, is_cross: bool) -> bool:
-        """Whether this step needs a layer's probabilities (else the processor runs SDPA)."""
-        if is_cross:
-            return self.record_blend or self.step < self._cross_until
-        return self.step < self._self_until
+    def wants_cross_probabilities(self) -> bool:
+        """Whether this step needs cross-attention probabilities (else the layer runs SDPA)."""
+        return self.record_blend or self.step < self._cross_until
 
-    def __call__(self, probs: torch.Tensor, is_cross: bool, query_size: int) -> torch.Tensor:
-        """Controlled probabilities ``(B, heads, Lq, Lk)``; B is N or 2N (uncond first)."""
+    def injects_self(self, query_size: int) -> bool:
+        """Whether a self-attention layer of ``query_size`` queries is injected this step."""
+        return self.step < self._self_until and query_size <= SELF_INJECTION_MAX_TOKENS
+
+    def inject_source(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, heads, L, d)`` (queries or keys; B is N or 2N, uncond first) with each
+        injected target's conditional rows replaced by its source's."""
         n = len(self.branches)
-        cond = probs[-n:]
-        if is_cross:
-            cond = self._cross(cond, query_size)
-        else:
-            active = (self.step < self.branches.self_steps).view(n, 1, 1, 1)
-            cond = torch.where(active, cond[self.branches.source], cond)
+        cond = x[-n:]
+        active = (self.step < self.branches.self_steps).view(n, 1, 1, 1)
+        cond = torch.where(active, cond[self.branches.source], cond)
+        return torch.cat([x[:-n], cond]) if x.shape[0] > n else cond
+
+    def cross(self, probs: torch.Tensor, query_size: int) -> torch.Tensor:
+        """Controlled cross-attention probabilities ``(B, heads, Lq, Lk)``; B is N or 2N."""
+        n = len(self.branches)
+        cond = self._cross(probs[-n:], query_size)
         return torch.cat([probs[:-n], cond]) if probs.shape[0] > n else cond
 
     def _cross(self, own: torch.Tensor, query_size: int) -> torch.Tensor:
@@ -170,11 +184,13 @@ class ControlledAttnProcessor:
         query = attn.to_q(hidden_states).view(batch, length, heads, -1).transpose(1, 2)
         key = attn.to_k(context).view(batch, context.shape[1], heads, -1).transpose(1, 2)
         value = attn.to_v(context).view(batch, context.shape[1], heads, -1).transpose(1, 2)
-        if self.controller.wants_probabilities(self.is_cross):
+        controller = self.controller
+        if self.is_cross and controller.wants_cross_probabilities():
             probs = (query @ key.transpose(-1, -2) * attn.scale).softmax(dim=-1)
-            probs = self.controller(probs, self.is_cross, length)
-            out = probs @ value
+            out = controller.cross(probs, length) @ value
         else:
+            if not self.is_cross and controller.injects_self(length):
+                query, key = controller.inject_source(query), controller.inject_source(key)
             out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
         out = out.transpose(1, 2).reshape(batch, length, -1)
         return attn.to_out[1](attn.to_out[0](out))

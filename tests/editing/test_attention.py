@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
-from diffusers.models.attention_processor import AttnProcessor
+from diffusers.models.attention_processor import Attention, AttnProcessor
 
 from prism_aug.editing.attention import (
+    SELF_INJECTION_MAX_TOKENS,
     AttentionController,
     BranchControl,
+    ControlledAttnProcessor,
     control_attention,
     edit_branches,
 )
@@ -46,7 +49,7 @@ def test_cross_attention_replacement_refinement_and_reweighting() -> None:
     controller = AttentionController(branches, (4, 4), record_blend=False)
     probs = _probs(2, 16, L)
     controller.step = 3
-    out = controller(probs.clone(), is_cross=True, query_size=16)
+    out = controller.cross(probs.clone(), query_size=16)
     src, own = probs[2], probs[3]
     replaced = torch.einsum("hqi,ij->hqj", src, tmap.matrix)
     expected = (replaced * (1 - tmap.own) + own * tmap.own) * (1 + tmap.target_edited)
@@ -54,18 +57,43 @@ def test_cross_attention_replacement_refinement_and_reweighting() -> None:
     assert torch.equal(out[:3], probs[:3])  # unconditional half and the source: untouched
     assert out[3, ..., 3].abs().max() == 0  # the dropped token gets no attention
     controller.step = 4  # past cross_replace: the target's own maps, not re-weighted
-    assert torch.equal(controller(probs.clone(), is_cross=True, query_size=16), probs)
+    assert torch.equal(controller.cross(probs.clone(), query_size=16), probs)
 
 
-def test_self_attention_injection_copies_the_source_maps_for_its_steps() -> None:
+def _self_attention(attn: Attention, x: torch.Tensor, probs_from: torch.Tensor) -> torch.Tensor:
+    """Attention of ``x`` ``(L, D)`` with the maps of ``probs_from`` ``(L, D)``, by definition."""
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.view(t.shape[0], attn.heads, -1).transpose(0, 1)  # (heads, L, d)
+
+    q, k = heads(attn.to_q(probs_from)), heads(attn.to_k(probs_from))
+    probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(-1)
+    out = (probs @ heads(attn.to_v(x))).transpose(0, 1).reshape(x.shape[0], -1)
+    return attn.to_out[0](out)
+
+
+@pytest.mark.parametrize("tokens", [16, SELF_INJECTION_MAX_TOKENS + 1])
+def test_self_attention_injection_uses_the_source_maps_for_its_steps(tokens) -> None:
+    # P2P: an injected target attends with its source's maps over its own values, in
+    # layers of at most 32 x 32 queries.
     branches, _ = _branches(cross_steps=0, self_steps=5)
     controller = AttentionController(branches, (4, 4), record_blend=False)
-    probs = _probs(2, 16, 16)
-    controller.step = 4
-    out = controller(probs.clone(), is_cross=False, query_size=16)
-    assert torch.equal(out[3], probs[2]) and torch.equal(out[:3], probs[:3])
-    controller.step = 5
-    assert torch.equal(controller(probs.clone(), is_cross=False, query_size=16), probs)
+    attn = Attention(query_dim=8, heads=2, dim_head=4)
+    processor = ControlledAttnProcessor(controller, is_cross=False)
+    x = torch.randn(4, tokens, 8, generator=torch.Generator().manual_seed(0))  # [uncond, cond]
+    with torch.no_grad():
+        controller.step = 4
+        injected = processor(attn, x)
+        controller.step = 5
+        own = processor(attn, x)
+        plain = AttnProcessor()(attn, x)
+        expected = _self_attention(attn, x[3], probs_from=x[2])
+    torch.testing.assert_close(own, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(injected[:3], plain[:3], atol=1e-5, rtol=1e-5)  # uncond, source
+    if tokens <= SELF_INJECTION_MAX_TOKENS:
+        torch.testing.assert_close(injected[3], expected, atol=1e-5, rtol=1e-5)
+    else:  # too large a layer: the target keeps its own maps
+        torch.testing.assert_close(injected[3], plain[3], atol=1e-5, rtol=1e-5)
 
 
 def test_local_blend_mask_is_where_the_edited_words_attend() -> None:
@@ -77,7 +105,7 @@ def test_local_blend_mask_is_where_the_edited_words_attend() -> None:
     region = torch.zeros(4, 4)
     region[:2, :2] = 1.0  # the word attends to the top-left quarter of a 4 x 4 map
     probs[..., 3] = region.flatten() * 0.9
-    controller(probs, is_cross=True, query_size=16)
+    controller.cross(probs, query_size=16)
     mask = controller.blend_mask(threshold=0.5, dilation=0)
     assert mask.shape == (2, 1, 8, 8)
     assert mask[0].sum() == 0  # a source is never blended
