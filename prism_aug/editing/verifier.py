@@ -65,7 +65,9 @@ def judged_attribute(spec: EditSpec, attributes: Sequence[str]) -> str:
 
 def may_change(spec: EditSpec) -> frozenset[str]:
     """Attributes an edit is allowed to change besides its own: devices move together with
-    Support Devices, and No Finding with any finding."""
+    Support Devices, and No Finding with any finding; a null edit ("keep") changes nothing."""
+    if spec.action == "keep":
+        return frozenset()
     if spec.attribute == SUPPORT_DEVICES:
         return frozenset({SUPPORT_DEVICES, *DEVICES})
     if spec.is_device:
@@ -110,14 +112,22 @@ class Verifier:
             if edit.action == "keep"
             else (edit.action == "add")
         )
-        flipped = (candidate_p[:, target] >= self.threshold) == wanted  # (K,)
+        # An edit the classifier already sees as made cannot be told from doing nothing.
+        vacuous = edit.action != "keep" and bool(source_p[target] >= self.threshold) == wanted
+        flipped = ((candidate_p[:, target] >= self.threshold) == wanted) & (not vacuous)  # (K,)
         others = [j for j, name in enumerate(attributes) if name not in may_change(edit)]
         kept = (candidate_p[:, others] >= self.threshold) == (source_p[others] >= self.threshold)
         passed = flipped & kept.all(axis=1)
         change = np.abs(candidates.astype(np.int16) - source.astype(np.int16)).mean(axis=(1, 2))
         chosen = int(np.where(passed, change, np.inf).argmin()) if passed.any() else -1
         reason = ""
-        if not flipped.any():
+        if vacuous:
+            state = "present" if wanted else "absent"
+            reason = (
+                f"the classifier already sees {attributes[target]} {state} in the source "
+                f"(p={source_p[target]:.2f}): the edit cannot be verified"
+            )
+        elif not flipped.any():
             best = candidate_p[:, target].max() if wanted else candidate_p[:, target].min()
             verb = "kept" if edit.action == "keep" else "shows" if wanted else "lost"
             reason = (

@@ -64,6 +64,16 @@ def test_rejections_say_why() -> None:
     )
 
 
+def test_an_edit_the_classifier_already_sees_as_made_is_rejected() -> None:
+    # The source's device is invisible to the classifier: every candidate would "flip",
+    # and the least changed one (the source itself) would pass as a removal.
+    source = _image(devices=False, effusion=True)
+    candidates = np.stack([source, _image(devices=False, effusion=True, grey=110)])
+    (verdict,) = Verifier(QuadrantClassifier()).judge(source[None], candidates[None], [REMOVE])
+    assert not verdict.accepted and verdict.passed == (False, False)
+    assert verdict.reason.startswith("the classifier already sees Support Devices absent")
+
+
 def test_attributes_an_edit_may_change() -> None:
     assert judged_attribute(EditSpec.parse("add:Pacemaker"), QuadrantClassifier.attributes) == (
         "Support Devices"
@@ -73,6 +83,7 @@ def test_attributes_an_edit_may_change() -> None:
         "Pleural Effusion",
         "No Finding",
     }
+    assert may_change(EditSpec.parse("keep:Support Devices")) == frozenset()
     with pytest.raises(ValueError, match="cannot judge add:Edema"):
         judged_attribute(EditSpec.parse("add:Edema"), QuadrantClassifier.attributes)
 
