@@ -86,7 +86,9 @@ def refine_map(tokenizer: CLIPTokenizer, source: str, target: str) -> TokenMap:
 
 
 def replace_map(tokenizer: CLIPTokenizer, source: str, target: str) -> TokenMap:
-    """Word-for-word: a swapped word's target tokens each take the mean of its source tokens.
+    """Word-for-word: tokens map one to one where a word keeps its token count (an unchanged
+    word, or a swap of equal length); otherwise a swapped word's target tokens each take the
+    mean of its source tokens (P2P's word swap).
 
     Raises:
         ValueError: the prompts differ in their number of words.
@@ -106,7 +108,10 @@ def replace_map(tokenizer: CLIPTokenizer, source: str, target: str) -> TokenMap:
         nt = len(tokenizer(tw, add_special_tokens=False).input_ids)
         if i + ns >= length or j + nt >= length:
             break  # the rest is truncated away by the encoder too
-        matrix[i : i + ns, j : j + nt] = 1.0 / ns
+        if ns == nt:
+            matrix[i : i + ns, j : j + nt] = torch.eye(ns)
+        else:
+            matrix[i : i + ns, j : j + nt] = 1.0 / ns
         if sw != tw:
             src_edited[i : i + ns], tgt_edited[j : j + nt] = 1.0, 1.0
         i, j = i + ns, j + nt

@@ -56,8 +56,9 @@ def test_replace_maps_a_swapped_word_to_the_mean_of_its_tokens(tokenizer) -> Non
     columns = tmap.matrix[:, swapped]
     assert torch.allclose(columns.sum(0), torch.ones(int(swapped.sum())))
     assert bool((columns[tmap.source_edited.bool()] > 0).all())
-    # Unchanged words map one to one.
+    # Unchanged words map one to one, also "X-ray"'s three tokens (x, -, ray).
     assert tmap.matrix[1, 1] == 1 and tmap.matrix[5, 5] == 1
+    assert torch.equal(tmap.matrix[2:5, 2:5], torch.eye(3))
 
 
 def test_replace_refuses_prompts_of_different_lengths(tokenizer) -> None:
