@@ -8,7 +8,10 @@ Group weights q live on the simplex. Each step, with the batch's mean loss L_g o
     loss = sum_g q_g * L_g
 
 as the authors' batched implementation does. Under DDP the group loss sums and counts are
-summed over ranks for the update of q, so every rank keeps the same q.
+summed over ranks for the update of q, so every rank keeps the same q, and each rank's loss
+is its share of the global batch's sum_g q_g * L_g (its group sums over the global counts,
+times the number of ranks, which DDP's gradient average divides out): a group absent from
+one rank's batch keeps its full weight.
 """
 
 from __future__ import annotations
@@ -51,16 +54,16 @@ class GroupDRO(ERM):
 
     def objective(self, losses: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         sums, counts = group_mean_losses(losses, batch["group"])
-        group_loss = sums / counts.clamp(min=1)
-        self.update_weights(sums.detach(), counts)
-        return (self.q * group_loss).sum()
+        world, global_counts = self.update_weights(sums.detach(), counts)
+        return world * (self.q * sums / global_counts.clamp(min=1)).sum()
 
     @torch.no_grad()
-    def update_weights(self, sums: torch.Tensor, counts: torch.Tensor) -> None:
+    def update_weights(self, sums: torch.Tensor, counts: torch.Tensor) -> tuple[int, torch.Tensor]:
         """One exponentiated-gradient step of q from this step's group loss sums and counts
-        (summed over ranks under DDP)."""
+        (summed over ranks under DDP); returns the number of ranks and the summed counts."""
         trainer = self._trainer
-        if trainer is not None and trainer.world_size > 1:
+        world = trainer.world_size if trainer is not None else 1
+        if world > 1:
             both = trainer.strategy.reduce(torch.stack([sums, counts]), reduce_op="sum")
             sums, counts = both[0], both[1]
         adjusted = sums / counts.clamp(min=1) + self.adjustment / self.group_sizes.sqrt()
@@ -68,3 +71,4 @@ class GroupDRO(ERM):
         self.q.copy_(q / q.sum())
         if trainer is not None:
             self.log_dict({f"train/q_g{g}": self.q[g] for g in range(N_GROUPS)})
+        return world, counts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -65,6 +66,26 @@ def test_group_dro_step_matches_its_definition():
 
     dro.objective(losses, {"group": groups})  # q keeps moving toward the worst group
     assert dro.q.argmax().item() == 3 and dro.q[3] > q[3]
+
+
+def test_group_dro_under_ddp_weighs_the_global_batch(monkeypatch):
+    # Two ranks; group 1's only sample is on rank 0. DDP averages the ranks' gradients, so
+    # the mean of their losses must be one process's loss over the whole batch.
+    losses = [torch.tensor([1.0, 3.0, 2.0]), torch.tensor([4.0, 6.0, 5.0])]
+    groups = [torch.tensor([0, 0, 1]), torch.tensor([3, 3, 0])]
+    whole = GroupDRO(model_name="resnet18", step_size=0.5)
+    expected = whole.objective(torch.cat(losses), {"group": torch.cat(groups)})
+    per_rank = [group_mean_losses(x, g) for x, g in zip(losses, groups, strict=True)]
+    totals = torch.stack([per_rank[0][k] + per_rank[1][k] for k in (0, 1)])  # sums, counts
+    ranks = []
+    for rank_losses, rank_groups in zip(losses, groups, strict=True):
+        dro = GroupDRO(model_name="resnet18", step_size=0.5)
+        strategy = SimpleNamespace(reduce=lambda tensor, reduce_op: totals)
+        dro._trainer = SimpleNamespace(world_size=2, strategy=strategy)
+        monkeypatch.setattr(dro, "log_dict", lambda *args, **kwargs: None)
+        ranks.append(dro.objective(rank_losses, {"group": rank_groups}))
+        torch.testing.assert_close(dro.q, whole.q)
+    assert ((ranks[0] + ranks[1]) / 2).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_jtt_weights_the_error_set_by_lambda_up(tmp_path):
