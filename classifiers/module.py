@@ -38,34 +38,13 @@ def checkpoint_network(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     return weights, checkpoint.get("hyper_parameters", {})
 
 
-def load_weights(network: torch.nn.Module, path: str | Path) -> None:
-    """Load a local checkpoint safely (safetensors, or torch.load with weights_only)."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    # A 3-channel stem is summed to one channel, as timm adapts pretrained weights.
-    stem = next(k for k, v in network.state_dict().items() if v.ndim == 4)
-    if stem in state and state[stem].shape[1] == 3:
-        state[stem] = state[stem].sum(dim=1, keepdim=True)
-    head = {k for k, v in network.state_dict().items() if k in state and v.shape != state[k].shape}
-    missing, _ = network.load_state_dict(
-        {k: v for k, v in state.items() if k not in head}, strict=False
-    )
-    unexpected_missing = [k for k in missing if k not in head and not k.startswith(("fc", "head"))]
-    if unexpected_missing:
-        raise KeyError(f"{path}: weights for {unexpected_missing[:5]} missing")
-
-
 class ERM(L.LightningModule):
     """Empirical risk minimisation of a binary target with a timm network.
 
     Args:
         model_name: any timm model (resnet18 here; densenet121 or resnet50 on CheXpert).
-        pretrained: a local weights file (offline): safetensors or a torch state dict.
+        pretrained: a local ImageNet weights file (offline): safetensors or a torch state
+            dict, in timm's or torchvision's names.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         findings: the multi-label task's findings (e.g. all 14); None: the binary target.
@@ -89,11 +68,15 @@ class ERM(L.LightningModule):
         self.findings = list(findings or [])
         self.target_column = self.findings.index(target) if findings else 0
         self.register_buffer("columns", torch.tensor(columns, dtype=torch.long), persistent=False)
+        # timm's own loading of a local file: the model's key filter (torchvision's
+        # DenseNet names), the RGB stem summed to one channel, a new head of our size.
         self.network = timm.create_model(
-            model_name, pretrained=False, in_chans=1, num_classes=max(len(columns), 1)
+            model_name,
+            pretrained=pretrained is not None,
+            pretrained_cfg_overlay=None if pretrained is None else {"file": str(pretrained)},
+            in_chans=1,
+            num_classes=max(len(columns), 1),
         )
-        if pretrained is not None:
-            load_weights(self.network, pretrained)
         self.val_metrics, self.test_metrics = GroupMetrics(), GroupMetrics()
         if findings:
             labels = {"num_labels": len(findings), "average": None, "ignore_index": -1}
