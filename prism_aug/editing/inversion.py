@@ -47,11 +47,13 @@ class Inverted:
 
 @dataclass(frozen=True)
 class NullTextSettings:
-    """Null-text optimisation (Mokady et al. 2023: 10 inner steps, Adam lr 1e-2 decaying)."""
+    """Null-text optimisation (Mokady et al. 2023: 10 inner steps, Adam lr 1e-2 decaying,
+    an image stops once its loss is under ``early_stop + step * early_stop_growth``)."""
 
     inner_steps: int = 10
     lr: float = 1e-2
     early_stop: float = 1e-5
+    early_stop_growth: float = 2e-5
 
 
 @torch.no_grad()
@@ -93,8 +95,10 @@ def null_text_optimisation(
     """Per-step unconditional embeddings ``(steps, B, L, D)`` that make guided DDIM follow
     ``trajectory``: step i minimises ||x*_{i+1} - DDIM(x_i, uncond_i)||^2 per image.
 
-    Images stop optimising on their own once their loss is under ``early_stop``; each step
-    starts from the previous step's embedding.
+    Images stop optimising on their own once their loss is under the step's threshold, and
+    keep that embedding (Adam's momentum would move it on while others optimise, making an
+    image's result depend on the images it is batched with); each step starts from the
+    previous step's embedding.
     """
     uncond = null.detach().clone()
     found = []
@@ -105,18 +109,22 @@ def null_text_optimisation(
         uncond = uncond.detach().requires_grad_(True)
         optimizer = torch.optim.Adam([uncond], lr=settings.lr * (1.0 - i / 100))
         target = trajectory[i + 1]
+        threshold = settings.early_stop + i * settings.early_stop_growth
         active = torch.ones(x.shape[0], device=x.device)
         for _ in range(settings.inner_steps):
             out_uncond = denoiser(x, t, uncond)
             guided = out_uncond + guidance * (out_cond - out_uncond)
             x_next = scheduler.step(guided, t, x).prev_sample
             per_image = (x_next - target).pow(2).flatten(1).mean(1)
-            active = active * (per_image.detach() >= settings.early_stop)
+            active = active * (per_image.detach() >= threshold)
             if not active.any():
                 break
             # Only the embedding's gradient: no weight gradients computed or left on the UNet.
             (uncond.grad,) = torch.autograd.grad((per_image * active).sum(), [uncond])
+            before = uncond.detach().clone()
             optimizer.step()
+            with torch.no_grad():  # a stopped image keeps its embedding
+                uncond.copy_(torch.where(active.view(-1, 1, 1) > 0, uncond, before))
         uncond = uncond.detach()
         found.append(uncond)
         with torch.no_grad():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from diffusers import DDIMScheduler
 
 from prism_aug.data.prompts import EditSpec, edit_prompts
 from prism_aug.diffusion.codec import decode_latents, encode_images, encode_prompts
 from prism_aug.editing.denoiser import GuidedDenoiser
 from prism_aug.editing.editor import Editor, EditorSettings
-from prism_aug.editing.inversion import NullTextSettings, invert
+from prism_aug.editing.inversion import NullTextSettings, invert, null_text_optimisation
 
 FAST = {"steps": 6, "self_replace": (0.4, 0.8)}
 
@@ -62,6 +63,43 @@ def test_null_text_and_negative_prompt_undo_the_guidance_drift(small_model, radi
     assert null_text < 0.5 * ddim
     assert all(p.grad is None for p in model.unet.parameters())  # only the embeddings learn
     assert negative == pytest.approx(unguided, rel=1e-4)  # guidance cancels on the source
+
+
+def _mean_embedding_denoiser(x, t, cond, uncond=None, guidance=1.0):
+    """A prediction that is the embedding's mean: each image's loss depends on it alone."""
+    c = cond.mean((1, 2)).view(-1, 1, 1, 1)
+    if uncond is None:
+        return c.expand_as(x)
+    u = uncond.mean((1, 2)).view(-1, 1, 1, 1)
+    return (u + guidance * (c - u)).expand_as(x)
+
+
+def test_a_null_text_image_that_stops_keeps_its_embedding_whatever_its_batch():
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    scheduler.set_timesteps(2)  # the first step, from t = 500, is the one checked
+    t = scheduler.timesteps[0].item()
+    zeros = torch.zeros(2, 4, 2, 2)
+
+    def x_next(u: float) -> torch.Tensor:  # guided prediction -u at guidance 2
+        return scheduler.step(torch.full((4, 2, 2), -u), t, zeros[0]).prev_sample
+
+    # Image 0 needs an embedding mean of 0.015: its loss is over the threshold at 0 and under
+    # it after one Adam step (lr 0.01) to 0.01; image 1's target is out of reach.
+    assert (x_next(0.015) - x_next(0.0)).pow(2).mean() > 1e-3
+    assert (x_next(0.015) - x_next(0.01)).pow(2).mean() < 1e-3
+    target = torch.stack([x_next(0.015), torch.full((4, 2, 2), 10.0)])
+    settings = NullTextSettings(inner_steps=10, early_stop=1e-3)
+
+    def embeddings(batch: slice) -> torch.Tensor:
+        cond, null = torch.zeros(2, 3, 4)[batch], torch.zeros(2, 3, 4)[batch]
+        trajectory = [zeros[batch], target[batch], target[batch]]
+        args = (scheduler, trajectory, cond, null, 2.0, settings)
+        return null_text_optimisation(_mean_embedding_denoiser, *args)[0]
+
+    both, alone = embeddings(slice(0, 2)), embeddings(slice(0, 1))
+    torch.testing.assert_close(both[0], torch.full((3, 4), 0.01))  # one step, then kept
+    torch.testing.assert_close(both[0], alone[0])
+    assert both[1].mean() > 0.05  # the other image went on optimising
 
 
 def test_null_text_edits_under_inference_mode_as_lightning_predicts(small_model, radiographs):
