@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+import yaml
 from diffusers import DDIMScheduler
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -198,6 +199,35 @@ def test_resume_continues_the_run(
     for resumed, stored in zip(record.start_ema, saved["ema"]["shadow_params"], strict=True):
         torch.testing.assert_close(resumed, stored)
     assert second.global_step == 3
+
+
+@pytest.mark.parametrize("config", ["synthcxr_tiny.yaml", "chexpert_sd15.yaml"])
+def test_the_configs_checkpoint_during_an_epoch(
+    config, synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    # The configs' ModelCheckpoint, its step interval shortened to 1, validating every step:
+    # a run killed mid-epoch (the tiny model's 1600 steps take hours on some CPUs) must
+    # leave last.ckpt to resume from.
+    text = (Path(__file__).parents[2] / "configs" / "finetune" / config).read_text()
+    callbacks = yaml.safe_load(text)["trainer"]["callbacks"]
+    callback = next(c for c in callbacks if c["class_path"].endswith("ModelCheckpoint"))
+    saved = tmp_path / "saved"
+    args = {**callback["init_args"], "dirpath": saved}
+    if "every_n_train_steps" in args:
+        args["every_n_train_steps"] = 1
+    seen = []
+
+    class LookForLast(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            seen.append((saved / "last.ckpt").exists())
+
+    trainer = small_trainer(
+        tmp_path, max_steps=3, enable_checkpointing=True, val_check_interval=1,
+        limit_val_batches=1, callbacks=[ModelCheckpoint(**args), LookForLast()],
+    )  # fmt: skip
+    trainer.fit(small_module(), small_datamodule(synthcxr_32, batch_size=2))
+    assert trainer.num_training_batches > 3  # all within the first epoch
+    assert seen == [False, True, True]
 
 
 def test_image_size_must_match_the_model(
