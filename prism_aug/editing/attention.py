@@ -116,14 +116,16 @@ class AttentionController:
         n = len(self.branches)
         cond = x[-n:]
         active = (self.step < self.branches.self_steps).view(n, 1, 1, 1)
-        cond = torch.where(active, cond[self.branches.source], cond)
-        return torch.cat([x[:-n], cond]) if x.shape[0] > n else cond
+        return self._with_cond(x, torch.where(active, cond[self.branches.source], cond))
 
     def cross(self, probs: torch.Tensor, query_size: int) -> torch.Tensor:
         """Controlled cross-attention probabilities ``(B, heads, Lq, Lk)``; B is N or 2N."""
+        return self._with_cond(probs, self._cross(probs[-len(self.branches) :], query_size))
+
+    def _with_cond(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``x`` (B = N or 2N, uncond first) with its conditional N rows replaced by ``cond``."""
         n = len(self.branches)
-        cond = self._cross(probs[-n:], query_size)
-        return torch.cat([probs[:-n], cond]) if probs.shape[0] > n else cond
+        return torch.cat([x[:-n], cond]) if x.shape[0] > n else cond
 
     def _cross(self, own: torch.Tensor, query_size: int) -> torch.Tensor:
         b = self.branches
