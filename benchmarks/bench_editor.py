@@ -1,15 +1,17 @@
-"""Editing throughput (images/s) side by side: the batched editor against the naive ways.
+"""Editing throughput (images/s) side by side, with the share of the true change recovered.
 
-    .venv/bin/python benchmarks/bench_editor.py [--model outputs/models/synthcxr_tiny] \
-        [--images 8] [--steps 50]
+    .venv/bin/python benchmarks/bench_editor.py [--images 8] [--settings.steps 50]
+
+Model, oracle and our settings come from Table 1's config, configs/edit/synthcxr_tiny.yaml.
 
 Edits the first test images of data/synthcxr that carry a device (remove:Support Devices)
-with every row's method in one process and prints a markdown table:
+with every row's method in one process; the oracle picks each image's candidate as in
+Table 1, and SynthCXR's ground truth scores the pick. Prints a markdown table:
 
-- ours: direct inversion, P2P, prediction blend, 5 candidates, all images in one batch;
-- the same, one image and one candidate per call (what a loop over a single-image editor does);
-- PRISM-faithful null-text inversion (10 inner steps), batched like ours;
-- diffusers' DiffEdit pipeline, one image per call.
+- ours: the settings of ``make augment`` and Table 1, all images in one batch;
+- the same, one image and one candidate per call (a loop over a single-image editor);
+- PRISM-faithful: null-text inversion, 50 steps, P2P's blend, 5 candidates, batched like ours;
+- diffusers' DiffEdit pipeline at 50 steps, one image per call.
 
 "images/s" counts source images edited (each with all of its candidates where the method has
 several). Timings from different runs or machines are not comparable; compare rows.
@@ -17,75 +19,90 @@ several). Timings from different runs or machines are not comparable; compare ro
 
 from __future__ import annotations
 
-import argparse
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import torch
+from jsonargparse import ActionConfigFile, ArgumentParser
 
-from prism_aug.data.prompts import EditSpec, edit_prompts
-from prism_aug.data.records import load_image, read_chexpert
+from prism_aug.data.prompts import EditSpec
+from prism_aug.data.records import read_chexpert
 from prism_aug.diffusion.loading import load_components
 from prism_aug.editing.baselines import DiffEdit
-from prism_aug.editing.editor import Editor, EditorSettings
+from prism_aug.editing.editor import EditedBatch, Editor, EditorSettings
+from prism_aug.editing.verifier import Verifier
+from prism_aug.evaluation.counterfactual_quality import edit_metrics
+from prism_aug.evaluation.edit_evaluation import Method, edit_cases, editor_method, run_method
+from prism_aug.evaluation.oracle import load_oracle
+
+TABLE1_CONFIG = "configs/edit/synthcxr_tiny.yaml"  # model, oracle and settings of Table 1
 
 
-def _timed(run: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+def one_at_a_time(components, settings: EditorSettings) -> Method:
+    """The editor called once per image and candidate: what batching saves."""
+    editors = [
+        Editor(components, replace(settings, self_replace=(fraction,), images_per_batch=1))
+        for fraction in settings.self_replace
+    ]
+
+    def edit(images, src, tgt, edits) -> EditedBatch:
+        runs = [editor.edit(images, src, tgt) for editor in editors]
+        return EditedBatch(
+            np.concatenate([r.candidates for r in runs], axis=1),
+            np.concatenate([r.masks for r in runs], axis=1),
+        )
+
+    return edit
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="outputs/models/synthcxr_tiny")
-    parser.add_argument("--csv", default="data/synthcxr/test.csv")
+    parser = ArgumentParser(
+        description=__doc__.split("\n")[0], default_config_files=[TABLE1_CONFIG]
+    )
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("--model", type=str, required=True)
+    parser.add_argument("--oracle", type=str, required=True)
+    parser.add_argument("--settings", type=EditorSettings, required=True)
+    parser.add_argument("--csv", type=str, default="data/synthcxr/test.csv")
     parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=50)
-    args = parser.parse_args()
+    args = parser.instantiate_classes(parser.parse_args())
 
     components = load_components(args.model)
-    records = read_chexpert(args.csv)
+    verifier = Verifier(load_oracle(args.oracle))
     spec = EditSpec.parse("remove:Support Devices")
-    rows = [r for r in records.to_dict("records") if spec.applies_to(r)[0]][: args.images]
-    images = np.stack([load_image(records.attrs["root"], r["path"]) for r in rows])
-    prompts = [edit_prompts(r, spec) for r in rows]
-    src, tgt = [p[0] for p in prompts], [p[1] for p in prompts]
-    n = len(images)
-    ours = EditorSettings(
-        inversion="direct", blend="prediction", steps=args.steps, images_per_batch=n
-    )
-    candidates = len(ours.self_replace)
-
-    def batched(settings: EditorSettings) -> Callable[[], object]:
-        return lambda: Editor(components, settings).edit(images, src, tgt)
-
-    def one_at_a_time() -> None:
-        for fraction in ours.self_replace:
-            editor = Editor(components, replace(ours, self_replace=(fraction,), images_per_batch=1))
-            editor.edit(images, src, tgt)
-
-    diffedit = DiffEdit(components, steps=args.steps)
-    runs = {
-        f"ours, {n} images x {candidates} candidates per batch": batched(ours),
-        "ours, one image and one candidate per call": one_at_a_time,
-        "PRISM null-text inversion, batched": batched(replace(ours, inversion="null_text")),
-        "diffusers DiffEdit, one image per call (1 candidate)": lambda: diffedit.edit(
-            images, src, tgt
+    pairs, cases = edit_cases(read_chexpert(args.csv), spec, args.images)
+    n = len(cases.sources)
+    ours = replace(args.settings, images_per_batch=n)
+    prism = replace(EditorSettings(inversion="null_text"), images_per_batch=n)
+    diffedit = DiffEdit(components, prism.steps, prism.guidance)
+    k = len(ours.self_replace)
+    runs: dict[str, Method] = {
+        f"ours ({ours.inversion}, {ours.steps} steps), {n} images x {k} candidates per batch": (
+            editor_method(components, ours)
+        ),
+        "ours, one image and one candidate per call": one_at_a_time(components, ours),
+        f"PRISM null-text inversion, {prism.steps} steps, {len(prism.self_replace)} candidates, "
+        "batched": editor_method(components, prism),
+        f"diffusers DiffEdit, {prism.steps} steps, one image per call (1 candidate)": (
+            lambda images, src, tgt, edits: diffedit.edit(images, src, tgt)
         ),
     }
-    batched(replace(ours, steps=2))()  # warm-up
-    seconds = {name: _timed(run) for name, run in runs.items()}
-    base = seconds[next(iter(runs))]
-    print(
-        f"remove:Support Devices, {n} images, {args.steps} steps, {torch.get_num_threads()} threads"
-    )
-    print("| method | s | images/s | ours is x faster |")
-    print("|---|---|---|---|")
-    for name, s in seconds.items():
-        print(f"| {name} | {s:.1f} | {n / s:.3f} | {s / base:.1f} |")
+    run_method(editor_method(components, replace(ours, steps=2)), verifier, cases, pairs)  # warm-up
+    rows = {}
+    for name, method in runs.items():
+        chosen, accepted, speed = run_method(method, verifier, cases, pairs)
+        scored = replace(cases, counterfactuals=chosen)
+        rows[name] = speed, accepted, edit_metrics(verifier.classifier, scored)
+    base = next(iter(rows.values()))[0]
+    print(f"{spec}, {n} images, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
+    print("| method | images/s | ours is x faster | accepted | effectiveness | change recovered |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, (speed, accepted, metrics) in rows.items():
+        print(
+            f"| {name} | {speed:.3f} | {base / speed:.1f} | {accepted:.2f} "
+            f"| {metrics['effectiveness']:.2f} | {metrics['change_recovered']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -3,11 +3,12 @@
     prism-aug evaluate-edits --config configs/edit/synthcxr_tiny.yaml --n 200 --out outputs/table1
 
 For each edit (remove and add of Support Devices and of Pleural Effusion) the first ``n``
-test records it applies to are edited by each method (PRISM's and DDIM's rows with P2P's
-local blend, "ours" with ``--settings``); SynthCXR renders their true
-counterfactuals from the records' seeds. Editor methods return a candidate per
-self-attention fraction and the verifier (the oracle) picks one; a rejected edit keeps the
-middle candidate, so it counts against effectiveness, and "accepted" says how often that was.
+test records it applies to are edited by each method ("ours" with ``--settings``; PRISM's
+and DDIM's rows and diffusers' baselines with ``--published``, PRISM's settings by default);
+SynthCXR renders their true counterfactuals from the records' seeds. Editor methods return a
+candidate per self-attention fraction and the verifier (the oracle) picks one; a rejected edit
+keeps the middle candidate, so it counts against effectiveness, and "accepted" says how often
+that was.
 Writes ``table1.md``, ``table1.csv`` and ``examples.png``.
 """
 
@@ -49,24 +50,33 @@ EDITS: tuple[str, ...] = (
 Method = Callable[[np.ndarray, Sequence[str], Sequence[str], Sequence[EditSpec]], EditedBatch]
 
 
-def editing_methods(
-    components: SDComponents, settings: EditorSettings, strengths: Sequence[float]
-) -> dict[str, Method]:
-    """Table 1's methods by row name: the editor's variants, then diffusers' baselines."""
+def editor_method(components: SDComponents, settings: EditorSettings) -> Method:
+    """The editor with ``settings`` as a Table 1 method."""
+    editor = Editor(components, settings)
+    return lambda images, src, tgt, edits: editor.edit(images, src, tgt)
 
-    def editor(**changes: object) -> Method:
-        chosen = Editor(components, replace(settings, **changes))
-        return lambda images, src, tgt, edits: chosen.edit(images, src, tgt)
+
+def editing_methods(
+    components: SDComponents,
+    settings: EditorSettings,
+    published: EditorSettings,
+    strengths: Sequence[float],
+) -> dict[str, Method]:
+    """Table 1's methods by row name: ours with ``settings``; PRISM's and DDIM's rows with
+    ``published`` (PRISM's settings by default) and its inversion set per row, and diffusers'
+    baselines with its steps and guidance, so that tuning ours leaves them as published."""
 
     def baseline(method: SDEdit | DiffEdit) -> Method:
         return lambda images, src, tgt, edits: method.edit(images, src, tgt)
 
-    steps, guidance = settings.steps, settings.guidance
-    p2p = {"blend": "attention", "blend_threshold": 0.3}  # P2P's local blend
+    steps, guidance = published.steps, published.guidance
+    name = f"ours ({settings.inversion} + P2P, {settings.blend} blend, {settings.steps} steps)"
     methods: dict[str, Method] = {
-        "PRISM (null-text + P2P)": editor(inversion="null_text", **p2p),
-        f"ours ({settings.inversion} + P2P, {settings.blend} blend)": editor(),
-        "DDIM + P2P": editor(inversion="ddim", **p2p),
+        "PRISM (null-text + P2P)": editor_method(
+            components, replace(published, inversion="null_text")
+        ),
+        name: editor_method(components, settings),
+        "DDIM + P2P": editor_method(components, replace(published, inversion="ddim")),
     }
     for strength in strengths:
         methods[f"SDEdit {strength:g}"] = baseline(SDEdit(components, strength, steps, guidance))
@@ -105,9 +115,9 @@ def run_method(
     verifier: Verifier,
     cases: EditSet,
     pairs: Sequence[tuple[str, str]],
-    middle: int,
 ) -> tuple[np.ndarray, float, float]:
-    """The method's chosen outputs, its acceptance rate and its images per second."""
+    """The method's chosen outputs, its acceptance rate and its images per second; a
+    rejected edit keeps its middle candidate."""
     edits = [cases.edit] * len(pairs)
     start = time.perf_counter()
     batch = method(cases.sources, [p[0] for p in pairs], [p[1] for p in pairs], edits)
@@ -117,7 +127,7 @@ def run_method(
         chosen, accepted = batch.candidates[:, 0], float("nan")
     else:
         verdicts = verifier.judge(cases.sources, batch.candidates, edits)
-        picks = [v.chosen if v.accepted else middle for v in verdicts]
+        picks = [v.chosen if v.accepted else k // 2 for v in verdicts]
         chosen = batch.candidates[np.arange(len(picks)), picks]
         accepted = float(np.mean([v.accepted for v in verdicts]))
     return chosen, accepted, len(chosen) / seconds
@@ -129,22 +139,23 @@ def evaluate_edits(
     records: pd.DataFrame,
     n: int,
     settings: EditorSettings,
+    published: EditorSettings,
     strengths: Sequence[float],
     edits: Sequence[str] = EDITS,
     only: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Table 1 as a frame (one row per edit and method, then reference rows) and, per edit,
-    an example strip (source | truth | each method) for the grid. ``progress`` receives a
+    an example strip (source | truth | each method) for the grid. ``only`` keeps the methods
+    whose names start with one of its entries ("ours", "SDEdit"). ``progress`` receives a
     line per finished row (a run of every method on 200 images takes hours on a CPU)."""
-    methods = editing_methods(components, settings, strengths)
+    methods = editing_methods(components, settings, published, strengths)
     if only:
-        unknown = sorted(set(only) - set(methods))
+        unknown = [o for o in only if not any(name.startswith(o) for name in methods)]
         if unknown:
-            raise ValueError(f"unknown methods {unknown}; valid: {list(methods)}")
-        methods = {name: m for name, m in methods.items() if name in only}
+            raise ValueError(f"no method's name starts with {unknown}; methods: {list(methods)}")
+        methods = {n: m for n, m in methods.items() if any(n.startswith(o) for o in only)}
     verifier = Verifier(oracle)
-    middle = len(settings.self_replace) // 2
     real = oracle.features(
         np.stack([load_image(records.attrs["root"], p) for p in records["path"]])
     )
@@ -155,7 +166,7 @@ def evaluate_edits(
         strip = [cases.sources[0], cases.truths[0]]
         rows.append({"edit": text, "method": "identity", **edit_metrics(oracle, cases, real)})
         for name, method in methods.items():
-            chosen, accepted, speed = run_method(method, verifier, cases, prompts, middle)
+            chosen, accepted, speed = run_method(method, verifier, cases, prompts)
             scored = replace(cases, counterfactuals=chosen)
             metrics = edit_metrics(oracle, scored, real)
             rows.append(
@@ -193,8 +204,16 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("outputs/table1"))
     parser.add_argument("--strengths", type=list[float], default=[0.3, 0.5, 0.7])
     parser.add_argument("--edits", type=list[str], default=list(EDITS))
-    parser.add_argument("--methods", type=list[str] | None, default=None, help="rows to run")
+    parser.add_argument(
+        "--methods", type=list[str] | None, default=None, help="rows to run, by name or its start"
+    )
     parser.add_argument("--settings", type=EditorSettings, default=EditorSettings())
+    parser.add_argument(
+        "--published",
+        type=EditorSettings,
+        default=EditorSettings(),
+        help="PRISM's, DDIM's and the baselines' rows (inversion set per row)",
+    )
     return parser
 
 
@@ -211,6 +230,7 @@ def run_evaluate_edits_cli(args: list[str]) -> None:
         read_chexpert(cfg.csv),
         cfg.n,
         cfg.settings,
+        cfg.published,
         cfg.strengths,
         cfg.edits,
         cfg.methods,

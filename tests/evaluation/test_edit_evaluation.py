@@ -10,11 +10,32 @@ from prism_aug.cli import main
 from prism_aug.data.synthcxr import write_synthcxr
 from prism_aug.diffusion.build import build_components
 from prism_aug.diffusion.export import save_pipeline
+from prism_aug.editing.editor import EditorSettings
+from prism_aug.evaluation import edit_evaluation
 from prism_aug.evaluation.oracle import save_oracle
 from prism_aug.evaluation.oracle_network import OracleNetwork
 
 # Three UNet levels: LEdits++ reads cross-attention at a quarter of the latent side.
 SMALL = small_preset(unet_channels=[8, 16, 32])
+
+
+def test_only_our_row_takes_our_settings(monkeypatch) -> None:
+    """Tuning ours (fewer steps, other candidates) leaves the literature's rows as published."""
+    made: list[EditorSettings] = []
+    monkeypatch.setattr(edit_evaluation, "Editor", lambda components, s: made.append(s))
+    for name in ("SDEdit", "DiffEdit", "LEditsPP"):
+        monkeypatch.setattr(edit_evaluation, name, lambda components, *args: args)
+    ours = EditorSettings(steps=12, self_replace=(0.5,), blend="prediction", images_per_batch=4)
+    methods = edit_evaluation.editing_methods(None, ours, EditorSettings(), [0.5])
+    assert "ours (direct + P2P, prediction blend, 12 steps)" in methods
+    prism, ddim = (s for s in made if s is not ours)
+    assert ours in made
+    assert (prism.inversion, ddim.inversion) == ("null_text", "ddim")
+    for published in (prism, ddim):
+        assert published.steps == 50 and published.self_replace == (0.4, 0.5, 0.6, 0.7, 0.8)
+        assert published.blend == "attention" and published.blend_threshold == 0.3
+    with pytest.raises(ValueError, match=r"starts with \['SDedit'\]"):
+        edit_evaluation.evaluate_edits(None, None, None, 1, ours, ours, [0.5], only=["SDedit"])
 
 
 @pytest.mark.slow
@@ -48,12 +69,14 @@ def test_table1_rows_and_files(tmp_path) -> None:
             "prediction",
             "--settings.self_replace",
             "[0.4, 0.8]",
+            "--published.steps",
+            "2",
         ]
     )
     table = pd.read_csv(out / "table1.csv")
     methods = table["method"].tolist()
     assert methods[0] == "identity" and "SDEdit 0.5" in methods and "LEdits++" in methods
-    assert "ours (direct + P2P, prediction blend) (ground-truth mask blend)" in methods
+    assert "ours (direct + P2P, prediction blend, 3 steps) (ground-truth mask blend)" in methods
     identity = table.iloc[0]
     assert identity["effectiveness"] == 0.0 and identity["change_recovered"] == 0.0
     assert (table["n"] == 2).all()
