@@ -33,7 +33,7 @@ from prism_aug.editing.baselines import DiffEdit
 from prism_aug.editing.editor import EditedBatch, Editor, EditorSettings
 from prism_aug.editing.verifier import Verifier
 from prism_aug.evaluation.counterfactual_quality import edit_metrics
-from prism_aug.evaluation.edit_evaluation import Method, edit_cases, editor_method, run_method
+from prism_aug.evaluation.edit_evaluation import Method, as_method, edit_cases, run_method
 from prism_aug.evaluation.oracle import load_oracle
 
 TABLE1_CONFIG = "configs/edit/synthcxr_tiny.yaml"  # model, oracle and settings of Table 1
@@ -74,21 +74,21 @@ def main() -> None:
     pairs, cases = edit_cases(read_chexpert(args.csv), spec, args.images)
     n = len(cases.sources)
     ours = replace(args.settings, images_per_batch=n)
-    prism = replace(EditorSettings(inversion="null_text"), images_per_batch=n)
-    diffedit = DiffEdit(components, prism.steps, prism.guidance)
+    prism = EditorSettings(inversion="null_text", images_per_batch=n)
     k = len(ours.self_replace)
     runs: dict[str, Method] = {
         f"ours ({ours.inversion}, {ours.steps} steps), {n} images x {k} candidates per batch": (
-            editor_method(components, ours)
+            as_method(Editor(components, ours))
         ),
         "ours, one image and one candidate per call": one_at_a_time(components, ours),
         f"PRISM null-text inversion, {prism.steps} steps, {len(prism.self_replace)} candidates, "
-        "batched": editor_method(components, prism),
-        f"diffusers DiffEdit, {prism.steps} steps, one image per call (1 candidate)": (
-            lambda images, src, tgt, edits: diffedit.edit(images, src, tgt)
+        "batched": as_method(Editor(components, prism)),
+        f"diffusers DiffEdit, {prism.steps} steps, one image per call (1 candidate)": as_method(
+            DiffEdit(components, prism.steps, prism.guidance)
         ),
     }
-    run_method(editor_method(components, replace(ours, steps=2)), verifier, cases, pairs)  # warm-up
+    # warm-up
+    run_method(as_method(Editor(components, replace(ours, steps=2))), verifier, cases, pairs)
     rows = {}
     for name, method in runs.items():
         chosen, accepted, speed = run_method(method, verifier, cases, pairs)

@@ -50,9 +50,8 @@ EDITS: tuple[str, ...] = (
 Method = Callable[[np.ndarray, Sequence[str], Sequence[str], Sequence[EditSpec]], EditedBatch]
 
 
-def editor_method(components: SDComponents, settings: EditorSettings) -> Method:
-    """The editor with ``settings`` as a Table 1 method."""
-    editor = Editor(components, settings)
+def as_method(editor: Editor | SDEdit | DiffEdit) -> Method:
+    """An editor that needs only the images and their prompts, as a Table 1 method."""
     return lambda images, src, tgt, edits: editor.edit(images, src, tgt)
 
 
@@ -65,22 +64,18 @@ def editing_methods(
     """Table 1's methods by row name: ours with ``settings``; PRISM's and DDIM's rows with
     ``published`` (PRISM's settings by default) and its inversion set per row, and diffusers'
     baselines with its steps and guidance, so that tuning ours leaves them as published."""
-
-    def baseline(method: SDEdit | DiffEdit) -> Method:
-        return lambda images, src, tgt, edits: method.edit(images, src, tgt)
-
     steps, guidance = published.steps, published.guidance
     name = f"ours ({settings.inversion} + P2P, {settings.blend} blend, {settings.steps} steps)"
     methods: dict[str, Method] = {
-        "PRISM (null-text + P2P)": editor_method(
-            components, replace(published, inversion="null_text")
+        "PRISM (null-text + P2P)": as_method(
+            Editor(components, replace(published, inversion="null_text"))
         ),
-        name: editor_method(components, settings),
-        "DDIM + P2P": editor_method(components, replace(published, inversion="ddim")),
+        name: as_method(Editor(components, settings)),
+        "DDIM + P2P": as_method(Editor(components, replace(published, inversion="ddim"))),
     }
     for strength in strengths:
-        methods[f"SDEdit {strength:g}"] = baseline(SDEdit(components, strength, steps, guidance))
-    methods["DiffEdit"] = baseline(DiffEdit(components, steps, guidance))
+        methods[f"SDEdit {strength:g}"] = as_method(SDEdit(components, strength, steps, guidance))
+    methods["DiffEdit"] = as_method(DiffEdit(components, steps, guidance))
     ledits = LEditsPP(components, steps)
     methods["LEdits++"] = lambda images, src, tgt, edits: ledits.edit(images, src, tgt, edits)
     return methods
