@@ -17,14 +17,15 @@ taken where it means something, and printed beside reference rows:
   noise) relative to the ground truth's;
 - realism: Frechet distance of the oracle's features to real images.
 
-Reference rows: ``identity`` (the source unchanged) and, per method, ``ground-truth mask
-blend`` (the source outside M, the method's output inside).
+Reference rows: ``identity`` (the source unchanged), ``ground truth`` (the true counterfactual:
+the most a method can score under this judge, which misreads some true counterfactuals too)
+and, per method, ``ground-truth mask blend`` (the source outside M, the method's output inside).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -158,14 +159,14 @@ def edit_metrics(
 
 
 def reference_rows(edits: EditSet) -> dict[str, EditSet]:
-    """``identity`` (the source as the counterfactual) and the method's ground-truth mask
-    blend, as EditSets that ``edit_metrics`` scores like any method."""
+    """``identity`` (the source as the counterfactual), ``ground truth`` (the truth as the
+    counterfactual) and the method's ground-truth mask blend, as EditSets that
+    ``edit_metrics`` scores like any method."""
     blend = mask_blend(edits.sources, edits.counterfactuals, edits.masks)
     return {
-        "identity": EditSet(edits.edit, edits.sources, edits.sources, edits.truths, edits.masks),
-        "ground-truth mask blend": EditSet(
-            edits.edit, edits.sources, blend, edits.truths, edits.masks
-        ),
+        "identity": replace(edits, counterfactuals=edits.sources),
+        "ground truth": replace(edits, counterfactuals=edits.truths),
+        "ground-truth mask blend": replace(edits, counterfactuals=blend),
     }
 
 

@@ -140,7 +140,8 @@ def evaluate_edits(
     only: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Table 1 as a frame (one row per edit and method, then reference rows) and, per edit,
+    """Table 1 as a frame (per edit: the reference rows identity and ground truth, then each
+    method and its ground-truth mask blend) and, per edit,
     an example strip (source | truth | each method) for the grid. ``only`` keeps the methods
     whose names start with one of its entries ("ours", "SDEdit"). ``progress`` receives a
     line per finished row (a run of every method on 200 images takes hours on a CPU)."""
@@ -159,7 +160,10 @@ def evaluate_edits(
         spec = EditSpec.parse(text)
         prompts, cases = edit_cases(records, spec, n)
         strip = [cases.sources[0], cases.truths[0]]
-        rows.append({"edit": text, "method": "identity", **edit_metrics(oracle, cases, real)})
+        references = reference_rows(cases)
+        for reference in ("identity", "ground truth"):
+            metrics = edit_metrics(oracle, references[reference], real)
+            rows.append({"edit": text, "method": reference, **metrics})
         for name, method in methods.items():
             chosen, accepted, speed = run_method(method, verifier, cases, prompts)
             scored = replace(cases, counterfactuals=chosen)

@@ -86,6 +86,7 @@ def test_the_truth_scores_perfectly_and_identity_scores_nothing(removals) -> Non
     truth = edit_metrics(judge, removals)
     assert truth["effectiveness"] == 1.0 and truth["change_recovered"] == pytest.approx(1.0)
     assert truth["psnr_outside"] == np.inf and truth["others_unchanged"] == 1.0
+    assert edit_metrics(judge, reference_rows(removals)["ground truth"]) == truth
     identity = edit_metrics(judge, reference_rows(removals)["identity"])
     assert identity["effectiveness"] == 0.0 and identity["change_recovered"] == pytest.approx(0.0)
     assert identity["psnr_to_truth"] < truth["psnr_to_truth"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from small_models import small_preset
@@ -75,10 +76,12 @@ def test_table1_rows_and_files(tmp_path) -> None:
     )
     table = pd.read_csv(out / "table1.csv")
     methods = table["method"].tolist()
-    assert methods[0] == "identity" and "SDEdit 0.5" in methods and "LEdits++" in methods
+    assert methods[:2] == ["identity", "ground truth"]
+    assert "SDEdit 0.5" in methods and "LEdits++" in methods
     assert "ours (direct + P2P, prediction blend, 3 steps) (ground-truth mask blend)" in methods
     identity = table.iloc[0]
     assert identity["effectiveness"] == 0.0 and identity["change_recovered"] == 0.0
+    assert table.iloc[1]["change_recovered"] == 1.0 and table.iloc[1]["psnr_outside"] == np.inf
     assert (table["n"] == 2).all()
     assert {"psnr_outside", "others_unchanged", "frechet", "images_per_s"} <= set(table.columns)
     assert (out / "table1.md").read_text().startswith("| edit | method |")
