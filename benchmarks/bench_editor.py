@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--settings", type=EditorSettings, required=True)
     parser.add_argument("--csv", type=str, default="data/synthcxr/test.csv")
     parser.add_argument("--images", type=int, default=8)
-    args = parser.instantiate_classes(parser.parse_args())
+    args = parser.instantiate(parser.parse_args())
 
     components = load_components(args.model)
     verifier = Verifier(load_oracle(args.oracle))

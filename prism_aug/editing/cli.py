@@ -113,7 +113,7 @@ def run_edit_cli(args: list[str]) -> None:
     from prism_aug.diffusion.loading import load_components
 
     parser = _parser()
-    cfg = parser.instantiate_classes(parser.parse_args(args))
+    cfg = parser.instantiate(parser.parse_args(args))
     spec = EditSpec.parse(cfg.edit)
     jobs, skipped = read_jobs(cfg.input, cfg.labels, spec, cfg.limit)
     for line in skipped:

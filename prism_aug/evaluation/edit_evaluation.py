@@ -222,7 +222,7 @@ def run_evaluate_edits_cli(args: list[str]) -> None:
     from prism_aug.evaluation.oracle import load_oracle
 
     parser = _parser()
-    cfg = parser.instantiate_classes(parser.parse_args(args))
+    cfg = parser.instantiate(parser.parse_args(args))
     table, examples = evaluate_edits(
         load_components(cfg.model),
         load_oracle(cfg.oracle),
