@@ -82,12 +82,16 @@ def change_recovered(sources, counterfactuals, truths, masks) -> np.ndarray:
         return np.where(before > 0, 1.0 - after / before, np.nan)
 
 
-def masked_psnr(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Per image PSNR (dB, peak 255) over the pixels where ``keep``; inf when identical."""
+def masked_psnr(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> float:
+    """PSNR (dB, peak 255) of the squared error over every image's pixels where ``keep``.
+
+    Pooled over the set rather than averaged per image: one image left untouched there
+    would make a mean of per-image PSNRs infinite. Infinite only when all are identical.
+    """
     se = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    mse = (se * keep).sum(axis=(1, 2)) / np.maximum(keep.sum(axis=(1, 2)), 1)
+    mse = (se * keep).sum() / max(keep.sum(), 1)
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0**2 / mse)
+        return float(10.0 * np.log10(255.0**2 / mse))
 
 
 def masked_ssim(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -140,9 +144,9 @@ def edit_metrics(
         "probability_shift": float((sign * (p_cf[:, target] - p_src[:, target])).mean()),
         "prediction_gain": float(np.abs(p_cf[:, target] - p_src[:, target]).mean()),
         "others_unchanged": float(kept.mean()),
-        "psnr_outside": _mean(masked_psnr(cf, e.sources, outside)),
+        "psnr_outside": masked_psnr(cf, e.sources, outside),
         "ssim_outside": _mean(masked_ssim(cf, e.sources, outside)),
-        "psnr_to_truth": _mean(masked_psnr(cf, gt, np.ones_like(e.masks))),
+        "psnr_to_truth": masked_psnr(cf, gt, np.ones_like(e.masks)),
         "ssim_to_truth": _mean(masked_ssim(cf, gt, np.ones_like(e.masks))),
         "l1_to_truth": float(np.abs(cf.astype(np.float64) - gt).mean()),
     }

@@ -73,10 +73,13 @@ def test_psnr_and_ssim_count_only_the_kept_pixels() -> None:
     b = a.copy()
     b[0, :4, :4] = 110  # an error of 10 grey levels on 16 pixels
     keep = ~dilate(b != a, 1)
-    assert masked_psnr(a, b, keep)[0] == np.inf
+    assert masked_psnr(a, b, keep) == np.inf
     everywhere = np.ones_like(keep)
-    assert masked_psnr(a, b, everywhere)[0] == pytest.approx(
-        10 * np.log10(255**2 / (100 * 16 / 256))
+    assert masked_psnr(a, b, everywhere) == pytest.approx(10 * np.log10(255**2 / (100 * 16 / 256)))
+    # An untouched image beside it halves the pooled error instead of making the mean infinite.
+    pair_a, pair_b = np.concatenate([a, a]), np.concatenate([a, b])
+    assert masked_psnr(pair_a, pair_b, np.ones_like(pair_a, dtype=bool)) == pytest.approx(
+        10 * np.log10(255**2 / (100 * 16 / 512))
     )
     assert masked_ssim(a, a, everywhere)[0] == pytest.approx(1.0)
 
