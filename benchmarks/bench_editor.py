@@ -48,9 +48,12 @@ def one_at_a_time(components, settings: EditorSettings) -> Method:
 
     def edit(images, src, tgt, edits) -> EditedBatch:
         runs = [editor.edit(images, src, tgt) for editor in editors]
+        # (B, masks, fractions, H, W) -> the batched editor's order, by mask then fraction
+        candidates = np.stack([r.candidates for r in runs], axis=2)
+        masks = np.stack([r.masks for r in runs], axis=2)
+        b, *_, h, w = candidates.shape
         return EditedBatch(
-            np.concatenate([r.candidates for r in runs], axis=1),
-            np.concatenate([r.masks for r in runs], axis=1),
+            candidates.reshape(b, -1, h, w), masks.reshape(b, -1, h, w), settings.fallback
         )
 
     return edit
@@ -75,7 +78,7 @@ def main() -> None:
     n = len(cases.sources)
     ours = replace(args.settings, images_per_batch=n)
     prism = EditorSettings(inversion="null_text", images_per_batch=n)
-    k = len(ours.self_replace)
+    k = len(ours.candidates)
     runs: dict[str, Method] = {
         f"ours ({ours.inversion}, {ours.steps} steps), {n} images x {k} candidates per batch": (
             as_method(Editor(components, ours))

@@ -124,9 +124,8 @@ class AugmentModule(L.LightningModule):
         verdict: Verdict | None,
     ) -> dict[str, Any]:
         spec = EditSpec.parse(job.edit)
-        fractions = self.settings.self_replace
         if verdict is None:
-            chosen = int(np.argmin(np.abs(np.asarray(fractions) - np.median(fractions))))
+            chosen = self.settings.fallback
             status, reason, flipped, scores = UNVERIFIED, "no verifier", None, None
         else:
             attribute = judged_attribute(spec, self.verifier.classifier.attributes)
@@ -144,7 +143,8 @@ class AugmentModule(L.LightningModule):
         sample = self._sample(job, seed, status, reason)
         sample["json"].update(
             candidate=chosen,
-            self_replace=fractions[chosen],
+            self_replace=self.settings.candidates[chosen].self_replace,
+            mask_threshold=self.settings.candidates[chosen].mask_threshold,
             oracle_sees_edit=flipped,
             verifier=scores,
         )

@@ -4,13 +4,14 @@
 ``Verifier`` keeps the candidate an attribute classifier accepts, or rejects the edit.
 """
 
-from prism_aug.editing.editor import EditedBatch, Editor, EditorSettings
+from prism_aug.editing.editor import Candidate, EditedBatch, Editor, EditorSettings
 from prism_aug.editing.inversion import METHODS as INVERSIONS
 from prism_aug.editing.inversion import NullTextSettings
 from prism_aug.editing.verifier import Verdict, Verifier
 
 __all__ = [
     "INVERSIONS",
+    "Candidate",
     "EditedBatch",
     "Editor",
     "EditorSettings",

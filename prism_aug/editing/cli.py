@@ -126,7 +126,6 @@ def run_edit_cli(args: list[str]) -> None:
     prompts = [edit_prompts(job.labels, spec) for job in jobs]
     originals = np.stack([square_image(j.image, size) for j in jobs])
     result = editor.edit(originals, [p[0] for p in prompts], [p[1] for p in prompts])
-    fractions = cfg.settings.self_replace
     if cfg.oracle is not None:
         from prism_aug.editing.verifier import Verifier
         from prism_aug.evaluation.oracle import load_oracle
@@ -137,10 +136,10 @@ def run_edit_cli(args: list[str]) -> None:
         chosen = [v.chosen for v in verdicts]
         reasons = [v.reason for v in verdicts]
     else:
-        middle = int(np.argmin(np.abs(np.asarray(fractions) - np.median(fractions))))
-        chosen, reasons = [middle] * len(jobs), ["no verifier"] * len(jobs)
+        chosen, reasons = [result.fallback] * len(jobs), ["no verifier"] * len(jobs)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    edited = np.stack([result.candidates[i, max(c, 0)] for i, c in enumerate(chosen)])
+    kept = [c if c >= 0 else result.fallback for c in chosen]
+    edited = np.stack([result.candidates[i, c] for i, c in enumerate(kept)])
     for job, image in zip(jobs, edited, strict=True):
         Image.fromarray(image).save(cfg.out / f"{job.key}.png")
     table = pd.DataFrame(
@@ -151,7 +150,8 @@ def run_edit_cli(args: list[str]) -> None:
             "target_prompt": [p[1] for p in prompts],
             "accepted": [c >= 0 for c in chosen],
             "reason": reasons,
-            "self_replace": [fractions[max(c, 0)] for c in chosen],
+            "self_replace": [cfg.settings.candidates[c].self_replace for c in kept],
+            "mask_threshold": [cfg.settings.candidates[c].mask_threshold for c in kept],
         }
     )
     table.to_csv(cfg.out / "edits.csv", index=False)

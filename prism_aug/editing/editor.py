@@ -10,13 +10,17 @@ Masks keep anatomy outside the edit: after each step a target follows its source
 edit mask (P2P's local blend from the edited words' cross-attention, or a given mask, minus a
 keep mask), so with the ``direct`` inversion the latents there stay on the source's exact
 inversion; the decoded candidate is composited onto the source pixels through the same mask,
-so that the VAE's own reconstruction error is not added outside the edit either.
+so that the VAE's own reconstruction error is not added outside the edit either. With
+``composite_thresholds`` each decoded candidate is composited again through tighter masks from
+the same evidence: more candidates at no UNet cost, among which the verifier keeps the
+smallest change that passes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,6 +43,13 @@ from prism_aug.editing.token_maps import token_map
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+class Candidate(NamedTuple):
+    """How one candidate of an edit was made."""
+
+    self_replace: float  # fraction of steps with self-attention injected
+    mask_threshold: float  # threshold of the mask it was composited through
+
+
 @dataclass(frozen=True)
 class EditorSettings:
     """How an edit is made; the defaults are PRISM's, with the direct inversion.
@@ -55,6 +66,9 @@ class EditorSettings:
             edited words' cross-attention), "prediction" (where the target's prediction
             departs from the source's), or "none" (only a given edit mask constrains).
         blend_threshold: threshold on the evidence rescaled to [0, 1] (P2P: 0.3).
+        composite_thresholds: higher thresholds on the same evidence; each candidate is also
+            composited onto the source through each of these tighter masks (see the module
+            docstring). Empty: one composite per candidate, as in PRISM.
         blend_dilation: latent pixels the evidence is dilated by before thresholding.
         blend_start: fraction of steps after which the blend is applied (P2P: 0.2).
         null_text: null-text optimisation settings.
@@ -72,6 +86,7 @@ class EditorSettings:
     reweight: float = 2.0
     blend: str = "attention"
     blend_threshold: float = 0.3
+    composite_thresholds: tuple[float, ...] = ()
     blend_dilation: int = 1
     blend_start: float = 0.2
     null_text: NullTextSettings = field(default_factory=NullTextSettings)
@@ -83,10 +98,25 @@ class EditorSettings:
             raise ValueError("self_replace needs at least one fraction (one candidate each)")
         if self.blend not in BLENDS:
             raise ValueError(f"unknown blend {self.blend!r}; expected one of {BLENDS}")
+        if self.composite_thresholds and self.blend == "none":
+            raise ValueError("composite_thresholds threshold a blend's evidence: blend is none")
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise ValueError(
                 f"autocast {self.autocast!r}: expected None or {list(AUTOCAST_DTYPES)}"
             )
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        """Each candidate of an edit, in the editor's order: by mask, then by fraction."""
+        thresholds = (self.blend_threshold, *self.composite_thresholds)
+        return tuple(Candidate(f, t) for t in thresholds for f in self.self_replace)
+
+    @property
+    def fallback(self) -> int:
+        """The candidate an edit keeps when no verifier passes one: the middle fraction
+        through the blend's own mask."""
+        fractions = np.asarray(self.self_replace)
+        return int(np.argmin(np.abs(fractions - np.median(fractions))))
 
 
 @dataclass
@@ -97,10 +127,12 @@ class EditedBatch:
         candidates: uint8 ``(B, K, H, W)``.
         masks: float ``(B, K, H, W)`` in [0, 1], where each candidate may differ from its
             source (all ones when no mask constrained the edit).
+        fallback: the candidate an edit keeps when no verifier passes one.
     """
 
     candidates: np.ndarray
     masks: np.ndarray
+    fallback: int = 0
 
 
 class Editor:
@@ -119,7 +151,7 @@ class Editor:
 
     @property
     def candidates_per_image(self) -> int:
-        return len(self.settings.self_replace)
+        return len(self.settings.candidates)
 
     def edit(
         self,
@@ -161,6 +193,7 @@ class Editor:
         return EditedBatch(
             np.concatenate([c.candidates for c in chunks]),
             np.concatenate([c.masks for c in chunks]),
+            self.settings.fallback,
         )
 
     @torch.no_grad()
@@ -174,7 +207,7 @@ class Editor:
     ) -> EditedBatch:
         s, c = self.settings, self.components
         device = c.unet.device
-        b, k = len(images), self.candidates_per_image
+        b, k = len(images), len(self.settings.self_replace)
         distinct = sorted({"", *source_prompts, *target_prompts})
         table = encode_prompts(c, distinct)
         row = {prompt: i for i, prompt in enumerate(distinct)}
@@ -248,14 +281,23 @@ class Editor:
         finally:
             c.unet.set_attn_processor(old_processors)
 
-        decoded = decode_latents(c, x[~is_source])  # (B * K, H, W)
+        masks = [mask] + [
+            self._mask(controller, difference, given, keep, image_of, threshold)
+            for threshold in s.composite_thresholds
+        ]
+        decoded = decode_latents(c, x[~is_source]).astype(np.float32)  # (B * K, H, W)
         size = decoded.shape[-2:]
-        pixel_mask = F.interpolate(mask[~is_source], size=size, mode="bilinear").clamp(0, 1)
-        pixel_mask = pixel_mask[:, 0].cpu().numpy()
         source_pixels = np.repeat(_at_size(images, size), k, axis=0).astype(np.float32)
-        composed = source_pixels * (1 - pixel_mask) + decoded.astype(np.float32) * pixel_mask
-        out = np.rint(composed).clip(0, 255).astype(np.uint8)
-        return EditedBatch(out.reshape(b, k, *size), pixel_mask.reshape(b, k, *size))
+        candidates, pixel_masks = [], []
+        for m in masks:
+            pixel_mask = F.interpolate(m[~is_source], size=size, mode="bilinear").clamp(0, 1)
+            pixel_mask = pixel_mask[:, 0].cpu().numpy()
+            composed = source_pixels * (1 - pixel_mask) + decoded * pixel_mask
+            candidates.append(np.rint(composed).clip(0, 255).astype(np.uint8).reshape(b, k, *size))
+            pixel_masks.append(pixel_mask.reshape(b, k, *size))
+        return EditedBatch(
+            np.concatenate(candidates, axis=1), np.concatenate(pixel_masks, axis=1), s.fallback
+        )
 
     def _mask(
         self,
@@ -264,15 +306,18 @@ class Editor:
         given: torch.Tensor | None,
         keep: torch.Tensor | None,
         image_of: torch.Tensor,
+        threshold: float | None = None,
     ) -> torch.Tensor:
-        """Where each branch may differ from its source ``(N, 1, h, w)`` in [0, 1]."""
+        """Where each branch may differ from its source ``(N, 1, h, w)`` in [0, 1], with the
+        blend's evidence at ``threshold`` (default: the blend threshold)."""
         s = self.settings
+        threshold = s.blend_threshold if threshold is None else threshold
         if given is not None:
             mask = given[image_of]
         elif s.blend == "attention":
-            mask = controller.blend_mask(s.blend_threshold, s.blend_dilation)
+            mask = controller.blend_mask(threshold, s.blend_dilation)
         elif s.blend == "prediction":
-            mask = threshold_maps(difference.maps, s.blend_threshold, s.blend_dilation)
+            mask = threshold_maps(difference.maps, threshold, s.blend_dilation)
         else:
             mask = torch.ones(len(image_of), 1, *controller.latent_size, device=image_of.device)
         if keep is not None:

@@ -112,7 +112,7 @@ def run_method(
     pairs: Sequence[tuple[str, str]],
 ) -> tuple[np.ndarray, float, float]:
     """The method's chosen outputs, its acceptance rate and its images per second; a
-    rejected edit keeps its middle candidate."""
+    rejected edit keeps the method's fallback candidate."""
     edits = [cases.edit] * len(pairs)
     start = time.perf_counter()
     batch = method(cases.sources, [p[0] for p in pairs], [p[1] for p in pairs], edits)
@@ -122,7 +122,7 @@ def run_method(
         chosen, accepted = batch.candidates[:, 0], float("nan")
     else:
         verdicts = verifier.judge(cases.sources, batch.candidates, edits)
-        picks = [v.chosen if v.accepted else k // 2 for v in verdicts]
+        picks = [v.chosen if v.accepted else batch.fallback for v in verdicts]
         chosen = batch.candidates[np.arange(len(picks)), picks]
         accepted = float(np.mean([v.accepted for v in verdicts]))
     return chosen, accepted, len(chosen) / seconds

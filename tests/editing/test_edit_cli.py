@@ -42,6 +42,7 @@ def test_edit_csv_writes_grid_images_and_table(model_folder, tmp_path, capsys):
     assert len(table) == 2 and (table["edit"] == "remove:Support Devices").all()
     assert table["source_prompt"].str.contains("Support Devices").all()
     assert not table["target_prompt"].str.contains("Support Devices").any()
+    assert set(table["self_replace"]) <= {0.4, 0.8} and (table["mask_threshold"] == 0.3).all()
     grid = np.asarray(Image.open(out / "grid.png"))
     assert grid.shape == (2 + 2 * 34, 2 + 3 * 34)
     assert all((out / f"{key}.png").is_file() for key in table["key"])

@@ -153,6 +153,36 @@ def test_keep_mask_wins_over_the_edit_mask(small_model, radiographs):
     )
 
 
+def test_composite_thresholds_add_tighter_composites_of_the_same_candidates(
+    small_model, radiographs
+):
+    blend = {"blend": "prediction", "blend_threshold": 0.1}
+    base = _edit(small_model, radiographs, **blend)
+    out = _edit(small_model, radiographs, **blend, composite_thresholds=(0.4, 0.7))
+    k = base.candidates.shape[1]
+    assert out.candidates.shape[1] == 3 * k
+    assert np.array_equal(out.candidates[:, :k], base.candidates)  # no UNet call changed
+    blocks = [out.masks[:, i * k : (i + 1) * k] for i in range(3)]
+    assert (blocks[1] <= blocks[0]).all() and (blocks[2] <= blocks[1]).all()
+    assert blocks[2].sum() < blocks[0].sum()
+    tight, candidates = blocks[2], out.candidates[:, 2 * k :]
+    source = np.broadcast_to(radiographs[:, None], candidates.shape)
+    assert np.array_equal(candidates[tight == 0], source[tight == 0])
+    assert np.array_equal(candidates[tight == 1], base.candidates[tight == 1])
+
+
+def test_candidates_are_listed_by_mask_then_fraction_with_the_middle_as_fallback():
+    settings = EditorSettings(
+        self_replace=(0.4, 0.6, 0.8), blend_threshold=0.2, composite_thresholds=(0.3,)
+    )
+    assert [tuple(c) for c in settings.candidates] == [
+        (0.4, 0.2), (0.6, 0.2), (0.8, 0.2), (0.4, 0.3), (0.6, 0.3), (0.8, 0.3)
+    ]  # fmt: skip
+    assert settings.fallback == 1
+    with pytest.raises(ValueError, match="blend is none"):
+        EditorSettings(blend="none", composite_thresholds=(0.3,))
+
+
 def test_same_inputs_give_the_same_bytes_and_batching_changes_nothing(small_model, radiographs):
     first = _edit(small_model, radiographs)
     again = _edit(small_model, radiographs)
