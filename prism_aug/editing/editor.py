@@ -149,10 +149,6 @@ class Editor:
         dtype = AUTOCAST_DTYPES.get(self.settings.autocast or "")
         self.denoiser = GuidedDenoiser(components.unet, dtype)
 
-    @property
-    def candidates_per_image(self) -> int:
-        return len(self.settings.candidates)
-
     def edit(
         self,
         images: np.ndarray,

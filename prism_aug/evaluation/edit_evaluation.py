@@ -6,9 +6,9 @@ For each edit (remove and add of Support Devices and of Pleural Effusion) the fi
 test records it applies to are edited by each method ("ours" with ``--settings``; PRISM's
 and DDIM's rows and diffusers' baselines with ``--published``, PRISM's settings by default);
 SynthCXR renders their true counterfactuals from the records' seeds. Editor methods return a
-candidate per self-attention fraction and the verifier (the oracle) picks one; a rejected edit
-keeps the middle candidate, so it counts against effectiveness, and "accepted" says how often
-that was.
+candidate per self-attention fraction and mask threshold (``EditorSettings.candidates``) and
+the verifier (the oracle) picks one; a rejected edit keeps the method's fallback candidate,
+so it counts against effectiveness, and "accepted" says how often that was.
 Writes ``table1.md``, ``table1.csv`` and ``examples.png``.
 """
 
