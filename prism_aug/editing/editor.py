@@ -4,7 +4,9 @@ One ``Editor.edit`` call takes B images with their source and target prompts and
 candidates per image, one per self-attention injection fraction (PRISM sweeps 0.4..0.8).
 Per chunk of images everything runs batched: the prompts are encoded once per distinct
 prompt, the inversion runs once per image, and each denoising step is one UNet call over
-every source and candidate branch (times two for guidance).
+every source and candidate branch (times two for guidance), each candidate joining the call
+only once it has departed from the others (until its self-attention injection ends it is
+their exact twin: ``BranchControl.distinct_rows``).
 
 Masks keep anatomy outside the edit: after each step a target follows its source outside the
 edit mask (P2P's local blend from the edited words' cross-attention, or a given mask, minus a
@@ -249,6 +251,8 @@ class Editor:
             for p in [src] + [tgt] * k
         ]
         cond = embed(prompts_of)
+        plan = branches.distinct_rows(s.steps, [row[p] for p in prompts_of])
+        on_device = {id(rows): rows.to(device) for rows in plan}
 
         latent_size = tuple(z0.shape[-2:])
         given = latent_mask(edit_masks, latent_size, device)
@@ -263,8 +267,15 @@ class Editor:
         try:
             x = inverted.trajectory[0][image_of]
             for i, t in enumerate(c.scheduler.timesteps.tolist()):
-                controller.step = i
-                prediction = self.denoiser(x, t, cond, inverted.uncond[i][image_of], s.guidance)
+                run = on_device[id(plan[i])]  # twins get their representative's prediction
+                controller.step, controller.active = i, run
+                prediction = self.denoiser(
+                    x[run.rows],
+                    t,
+                    cond[run.rows],
+                    inverted.uncond[i][image_of[run.rows]],
+                    s.guidance,
+                )[run.expand]
                 if s.blend == "prediction" and given is None:
                     difference.add(prediction)
                 x = c.scheduler.step(prediction, t, x).prev_sample

@@ -144,3 +144,35 @@ def test_cat_shifts_source_indices() -> None:
     both = BranchControl.cat([one, one])
     assert both.source.tolist() == [0, 0, 2, 2]
     assert len(both) == 4
+
+
+def test_candidates_run_as_one_branch_until_their_injection_ends() -> None:
+    _, tmap = _branches(cross_steps=0, self_steps=0)
+    edit = edit_branches(
+        tmap, steps=10, cross_replace=0.8, self_replace=[0.4, 0.6, 0.8], reweight=2
+    )
+    both = BranchControl.cat([edit, edit])  # two images, the same prompts: never shared
+    text = [0, 1, 1, 1] * 2
+    plan = both.distinct_rows(10, text)
+    ran = [p.rows.tolist() for p in plan]
+    assert ran[:4] == [[0, 1, 4, 5]] * 4  # one target per image while all inject
+    assert ran[4:6] == [[0, 1, 2, 4, 5, 6]] * 2  # 0.4 stopped injecting at step 4
+    assert ran[6:] == [[0, 1, 2, 3, 4, 5, 6, 7]] * 4
+    first = plan[0]
+    assert first.rows[first.expand].tolist() == [0, 1, 1, 1, 4, 5, 5, 5]
+    assert first.branches.source.tolist() == [0, 0, 2, 2]  # sources indexed into the rows
+    assert first.branches.self_steps.tolist() == [0, 4, 0, 4]
+    other_text = both.distinct_rows(10, [0, 1, 2, 3] * 2)  # different prompts: no twins
+    assert all(len(p.rows) == 8 for p in other_text)
+
+
+def test_twins_record_their_representatives_blend_maps() -> None:
+    _, tmap = _branches(cross_steps=0, self_steps=0)
+    edit = edit_branches(tmap, steps=10, cross_replace=0.8, self_replace=[0.4, 0.8], reweight=2)
+    run = edit.distinct_rows(10, [0, 1, 1])[0]
+    controller = AttentionController(edit, (4, 4), record_blend=True)
+    controller.active = run
+    probs = _probs(len(run.rows), 16, L)
+    controller.cross(probs, query_size=16)
+    assert torch.equal(controller.blend_maps[1], controller.blend_maps[2])
+    assert controller.blend_maps[1].abs().sum() > 0

@@ -191,6 +191,31 @@ def test_same_inputs_give_the_same_bytes_and_batching_changes_nothing(small_mode
     assert np.abs(first.candidates.astype(int) - one_by_one.candidates.astype(int)).max() <= 1
 
 
+def test_candidates_share_the_unet_until_they_part_and_come_out_the_same(small_model, radiographs):
+    sweep = {"steps": 10, "self_replace": (0.4, 0.6, 0.8)}
+    rows = []
+    forward = small_model.unet.forward
+
+    def counting(latents, *args, **kwargs):
+        rows.append(len(latents))
+        return forward(latents, *args, **kwargs)
+
+    small_model.unet.forward = counting
+    try:
+        together = _edit(small_model, radiographs, **sweep)
+    finally:
+        small_model.unet.forward = forward
+    b = len(radiographs)
+    # inversion: 10 x B; edit: 2 x B x (10 source + 4 x 1 + 2 x 2 + 4 x 3 targets), not 2 x 40
+    assert sum(rows) == b * (10 + 2 * 30)
+    apart = [
+        _edit(small_model, radiographs, **{**sweep, "self_replace": (f,)}).candidates[:, 0]
+        for f in sweep["self_replace"]
+    ]
+    difference = together.candidates.astype(int) - np.stack(apart, axis=1).astype(int)
+    assert np.abs(difference).max() <= 1
+
+
 def test_mismatched_inputs_are_named(small_model, radiographs):
     with pytest.raises(ValueError, match="3 images, 2 source and 3 target prompts"):
         Editor(small_model).edit(radiographs, ["a", "b"], ["a", "b", "c"])
