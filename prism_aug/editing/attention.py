@@ -12,7 +12,9 @@ probabilities of the conditional half of the batch (P2P leaves the unconditional
 - self-attention of a target, while ``step < self_steps``: the source's maps (injection), in
   layers of at most ``SELF_INJECTION_MAX_TOKENS`` queries (P2P's 32 x 32: SD's 64 x 64
   layers keep their own);
-- cross-attention maps of the edited words, summed over layers and steps, for the local blend.
+- cross-attention maps of the edited words, summed over heads, layers and steps, for the
+  local blend; as in P2P it reads the layers at a quarter of the latent side (SD's 16 x 16
+  of 64 x 64; the nearest where a small UNet has none there).
 
 The candidates of an edit differ only in how long self-attention is injected, so until a
 candidate's injection ends it runs exactly as the others still injecting: each step runs only
@@ -41,6 +43,8 @@ from prism_aug.editing.token_maps import TokenMap
 
 # P2P injects self-attention only in layers with at most 32 x 32 queries.
 SELF_INJECTION_MAX_TOKENS = 32 * 32
+# P2P's local blend reads the 16 x 16 cross-attention layers of SD's 64 x 64 latents.
+BLEND_MAP_FRACTION = 1 / 4
 
 
 @dataclass
@@ -159,8 +163,8 @@ class AttentionController:
         branches: per-branch control. The UNet batch holds the rows of ``active``,
             ``[uncond(M), cond(M)]`` for CFG or ``cond(M)`` without (all N unless the editor
             sets ``active`` to a step's distinct rows).
-        latent_size: ``(h, w)`` of the latents: every layer's maps are resized to it before
-            they are summed for the local blend.
+        latent_size: ``(h, w)`` of the latents: which layers make the local blend, and the
+            size of its mask.
         record_blend: sum the edited words' cross-attention maps (for ``blend_mask``).
     """
 
@@ -175,7 +179,7 @@ class AttentionController:
         # Python ints, so that deciding a layer's path never waits on the device.
         self._cross_until = int(branches.cross_steps.max())
         self._self_until = int(branches.self_steps.max())
-        self.blend_maps = torch.zeros(len(branches), *latent_size, device=branches.source.device)
+        self._maps: dict[tuple[int, int], torch.Tensor] = {}  # (h', w') -> (N, h', w')
 
     def wants_cross_probabilities(self) -> bool:
         """Whether this step needs cross-attention probabilities (else the layer runs SDPA)."""
@@ -215,27 +219,35 @@ class AttentionController:
         return torch.where(active, controlled, own)
 
     def _record(self, own: torch.Tensor, query_size: int) -> None:
-        """Add the maps of each branch's blend tokens, resized to the latents, to blend_maps
-        (a twin adds its representative's)."""
-        m, h, w = own.shape[0], *self.latent_size
-        side = round(
-            (query_size * w / h) ** 0.5
-        )  # query positions of a (h', w') = (q/side, side) map
-        b = self.active.branches
-        words = torch.einsum("nhqj,nj->nq", own.float(), b.blend_tokens.float())
-        maps = F.interpolate(
-            words.view(m, 1, query_size // side, side), size=(h, w), mode="bilinear"
-        )
-        self.blend_maps += maps.squeeze(1)[self.active.expand]
+        """Add the maps of each branch's blend tokens at this layer's resolution (a twin adds
+        its representative's)."""
+        h, w = self.latent_size
+        side = round((query_size * w / h) ** 0.5)  # a (h', w') = (q / side, side) map
+        size = (query_size // side, side)
+        words = torch.einsum("nhqj,nj->nq", own.float(), self.active.branches.blend_tokens.float())
+        maps = words.view(-1, *size)[self.active.expand]
+        self._maps[size] = self._maps[size] + maps if size in self._maps else maps
+
+    @property
+    def blend_maps(self) -> torch.Tensor:
+        """The recorded maps ``(N, h', w')`` of the blend layers: those nearest a quarter of
+        the latent side (the finer on a tie)."""
+        if not self._maps:
+            raise RuntimeError("no cross-attention maps recorded for the local blend yet")
+        quarter = self.latent_size[0] * BLEND_MAP_FRACTION
+        return self._maps[min(self._maps, key=lambda size: (abs(size[0] - quarter), -size[0]))]
 
     def blend_mask(self, threshold: float, dilation: int = 1) -> torch.Tensor:
         """P2P's local-blend mask of each target ``(N, 1, h, w)`` in {0, 1} (sources: 0).
 
         A target's mask is the union of its own edited words' maps (words it adds) and its
-        source's (words it removes), each thresholded by ``masks.threshold_maps``.
+        source's (words it removes), each dilated by ``dilation`` pixels of the blend layers'
+        maps, divided by its maximum and thresholded (``masks.threshold_maps``), then brought
+        to the latents (nearest).
         """
         b = self.branches
-        masks = threshold_maps(self.blend_maps, threshold, dilation)
+        masks = threshold_maps(self.blend_maps, threshold, dilation, from_minimum=False)
+        masks = F.interpolate(masks, size=self.latent_size, mode="nearest")
         is_target = b.source != torch.arange(len(b), device=b.source.device)
         return torch.maximum(masks, masks[b.source]) * is_target.view(-1, 1, 1, 1).float()
 

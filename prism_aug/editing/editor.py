@@ -71,8 +71,11 @@ class EditorSettings:
         composite_thresholds: higher thresholds on the same evidence; each candidate is also
             composited onto the source through each of these tighter masks (see the module
             docstring). Empty: one composite per candidate, as in PRISM.
-        blend_dilation: latent pixels the evidence is dilated by before thresholding.
-        blend_start: fraction of steps after which the blend is applied (P2P: 0.2).
+        blend_dilation: pixels the evidence is dilated by before thresholding: of the
+            blend layers' maps for "attention" (P2P: 1 of 16 x 16), latent pixels for
+            "prediction".
+        blend_start: fraction of the steps run before the first blend (P2P: 0.2, so the
+            blend follows steps 10 to 49 of 50).
         null_text: null-text optimisation settings.
         images_per_batch: images edited together (their branches share UNet calls).
         autocast: "bf16" or "fp16" runs the UNet under autocast where the device has
@@ -281,7 +284,7 @@ class Editor:
                 x = c.scheduler.step(prediction, t, x).prev_sample
                 if inverted.pin_source:  # every branch takes its source's correction
                     x = x + (inverted.trajectory[i + 1][image_of] - x[branches.source])
-                if i + 1 >= blend_from:
+                if i >= blend_from:  # P2P: after step int(0.2 * 50) = 10 and each later one
                     mask = self._mask(controller, difference, given, keep, image_of)
                     x_src = x[branches.source]
                     x = torch.where(is_source.view(-1, 1, 1, 1), x, x_src + mask * (x - x_src))

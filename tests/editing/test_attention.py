@@ -116,6 +116,38 @@ def test_local_blend_mask_is_where_the_edited_words_attend() -> None:
     )
 
 
+def _word_maps(n: int, side: int, cells: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
+    """Cross-attention ``(2n, 2 heads, side^2, L)`` whose token 3 has ``cells`` ``(side, side)``
+    on a floor; the other tokens share the rest."""
+    word = (floor + (1 - floor) * cells).flatten() * 0.9
+    probs = ((1 - word) / (L - 1)).view(1, 1, -1, 1).expand(2 * n, 2, side * side, L).clone()
+    probs[..., 3] = word
+    return probs
+
+
+def test_local_blend_reads_the_quarter_resolution_maps_dilated_there_and_divided_by_the_max():
+    # P2P: the 16 x 16 maps of SD's 64 x 64 latents, max-pooled (k = 1) at 16 x 16, upsampled,
+    # divided by their maximum and thresholded; other layers do not count.
+    blend = torch.zeros(2, L)
+    blend[0, 3] = 1.0
+    branches, _ = _branches(cross_steps=10, self_steps=0, blend=blend)
+    controller = AttentionController(branches, (16, 16), record_blend=True)
+    corner = torch.zeros(4, 4)
+    corner[0, 0] = 1.0
+    controller.cross(_word_maps(2, 4, corner), query_size=16)  # 4 x 4: a quarter of 16
+    elsewhere = torch.zeros(8, 8)
+    elsewhere[7, 7] = 1.0
+    controller.cross(_word_maps(2, 8, elsewhere), query_size=64)  # 8 x 8: not read
+    mask = controller.blend_mask(threshold=0.3, dilation=1)[1, 0]
+    expected = torch.zeros(16, 16)
+    expected[:8, :8] = 1.0  # cell (0, 0) dilated to 2 x 2 cells of 4 x 4 latent pixels
+    assert torch.equal(mask, expected)
+
+    floor = AttentionController(branches, (16, 16), record_blend=True)
+    floor.cross(_word_maps(2, 4, corner, floor=0.4), query_size=16)
+    assert floor.blend_mask(threshold=0.3, dilation=0)[1].min() == 1  # 0.4 of the max passes
+
+
 def test_processors_without_control_equal_diffusers_attention(small_model) -> None:
     unet = small_model.unet
     g = torch.Generator().manual_seed(0)

@@ -216,6 +216,16 @@ def test_candidates_share_the_unet_until_they_part_and_come_out_the_same(small_m
     assert np.abs(difference).max() <= 1
 
 
+def test_the_blend_follows_each_step_from_p2ps_start(small_model, radiographs, monkeypatch):
+    # P2P's LocalBlend counts its calls and blends once the count exceeds
+    # int(start_blend * steps): after steps 2..9 of 10 for start_blend 0.2, 8 blends.
+    masks = []
+    mask = Editor._mask
+    monkeypatch.setattr(Editor, "_mask", lambda *a, **k: masks.append(1) or mask(*a, **k))
+    _edit(small_model, radiographs[:1], steps=10, blend_start=0.2)
+    assert len(masks) == 8
+
+
 def test_mismatched_inputs_are_named(small_model, radiographs):
     with pytest.raises(ValueError, match="3 images, 2 source and 3 target prompts"):
         Editor(small_model).edit(radiographs, ["a", "b"], ["a", "b", "c"])
