@@ -45,7 +45,7 @@ calibrate: data data/synthcxr_balanced/train.csv
 		--balanced_data data/synthcxr_balanced
 
 # Fine-tuning the tiny model: render a decorrelated SynthCXR, train the VAE, then the UNet.
-# Each stage is skipped when its output exists.
+# Each stage is skipped when its output exists; a killed UNet run resumes from its last.ckpt.
 FINETUNE_DATA := data/synthcxr_finetune/train.csv
 TINY_VAE := outputs/models/synthcxr_tiny_vae/config.json
 TINY_MODEL := outputs/models/synthcxr_tiny/model_index.json
@@ -58,7 +58,7 @@ $(TINY_VAE): $(FINETUNE_DATA) configs/finetune/synthcxr_tiny_vae.yaml
 	$(BIN)/prism-aug finetune-vae fit --config configs/finetune/synthcxr_tiny_vae.yaml
 
 $(TINY_MODEL): $(TINY_VAE) configs/finetune/synthcxr_tiny.yaml
-	$(BIN)/prism-aug finetune fit --config configs/finetune/synthcxr_tiny.yaml
+	$(BIN)/prism-aug finetune fit --config configs/finetune/synthcxr_tiny.yaml --ckpt_path last
 
 finetune: $(TINY_MODEL)
 

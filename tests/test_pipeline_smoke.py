@@ -32,7 +32,8 @@ def test_data_finetune_oracle_augment(tmp_path: Path) -> None:
           *QUICK, *csvs, "--data.batch_size=4", f"--data.latent_cache={tmp_path}/cache",
           f"--model.vae={models}/vae", f"--model.export_dir={models}/sd",
           "--model.sample_every_n_steps=0", f"--trainer.default_root_dir={runs}",
-          f"--trainer.callbacks.init_args.dirpath={runs}/checkpoints"])  # fmt: skip
+          f"--trainer.callbacks.init_args.dirpath={runs}/checkpoints",
+          "--ckpt_path=last"])  # fmt: skip
     main(["oracle", "fit", "--config", str(CONFIGS / "oracle/synthcxr.yaml"), *QUICK,
           f"--data.data_dir={data}", "--data.batch_size=8", "--data.num_workers=0",
           "--data.train_size=16", "--data.val_size=8", "--model.scheduler.init_args.total_steps=2",
