@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from prism_aug.augment.module import ACCEPTED, FAILED, REJECTED, UNVERIFIED
-from prism_aug.augment.shards import SHARD_FOLDER, filesystem, shard_metadata
+from prism_aug.augment.shards import SHARD_FOLDER, complete_shards, filesystem, read_metadata
 
 MANIFEST_NAME = "manifest.json"
 PACKAGES: tuple[str, ...] = (
@@ -43,14 +43,6 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _sha256(fs: Any, path: str) -> str:
-    digest = hashlib.sha256()
-    with fs.open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_manifest(
     out: str,
     plan: pd.DataFrame,
@@ -65,9 +57,13 @@ def build_manifest(
     """
     fs, folder = filesystem(out)
     shards, samples = {}, []
-    for path, metas in shard_metadata(f"{out}/{SHARD_FOLDER}").items():
-        name = PurePosixPath(path).name
-        shards[name] = {"keys": [m["key"] for m in metas], "sha256": _sha256(fs, path)}
+    for path in complete_shards(f"{out}/{SHARD_FOLDER}"):
+        digest = hashlib.sha256()
+        metas = list(read_metadata(fs, path, digest))
+        shards[PurePosixPath(path).name] = {
+            "keys": [m["key"] for m in metas],
+            "sha256": digest.hexdigest(),
+        }
         samples.extend(metas)
     keys = Counter(m["key"] for m in samples)
     twice = sorted(k for k, n in keys.items() if n > 1)

@@ -59,22 +59,47 @@ def next_attempt(url: str) -> int:
     return max(attempts, default=-1) + 1
 
 
-def read_metadata(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[dict[str, Any]]:
+def read_metadata(
+    fs: fsspec.AbstractFileSystem, path: str, digest: Any = None
+) -> Iterator[dict[str, Any]]:
     """The JSON metadata of every sample of one shard, in order.
+
+    Args:
+        fs: the shard's filesystem.
+        path: the shard.
+        digest: a ``hashlib`` hash, updated with every byte of the file in the same pass
+            (the manifest's checksum without reading the shard twice).
 
     Raises:
         ValueError: the shard is not a readable tar of samples (named, with what to do).
     """
     try:
-        with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-            for member in tar:
-                if member.name.endswith(".json"):
-                    yield json.loads(tar.extractfile(member).read())
+        with fs.open(path, "rb") as raw:
+            f = raw if digest is None else _Hashing(raw, digest)
+            with tarfile.open(fileobj=f, mode="r|") as tar:
+                for member in tar:
+                    if member.name.endswith(".json"):
+                        yield json.loads(tar.extractfile(member).read())
+            if digest is not None:  # the archive's end padding, which tar does not read
+                while f.read(1 << 20):
+                    pass
     except (tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(
             f"shard {path} is unreadable ({type(err).__name__}: {err}); delete it, and the "
             "next run redoes its jobs"
         ) from err
+
+
+class _Hashing:
+    """A binary file read through, feeding a hash with what is read."""
+
+    def __init__(self, file: Any, digest: Any) -> None:
+        self.file, self.digest = file, digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self.digest.update(data)
+        return data
 
 
 def shard_metadata(url: str) -> dict[str, list[dict[str, Any]]]:
