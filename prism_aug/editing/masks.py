@@ -37,11 +37,7 @@ def threshold_maps(
     x = maps.unsqueeze(1).float()
     if dilation:
         x = F.max_pool2d(x, 2 * dilation + 1, stride=1, padding=dilation)
-    low = (
-        x.flatten(1).amin(1).view(-1, 1, 1, 1)
-        if from_minimum
-        else torch.zeros_like(x[:, :, :1, :1])
-    )
+    low = x.flatten(1).amin(1).view(-1, 1, 1, 1) if from_minimum else 0.0
     span = (x.flatten(1).amax(1).view(-1, 1, 1, 1) - low).clamp_min(1e-12)
     return ((x - low) / span > threshold).float()
 
