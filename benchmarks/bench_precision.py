@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_precision.py [--batch_size 64] [--rounds 2]
 
 Times one optimiser step of the two networks the default pipeline trains longest, at their
-configs' shapes and random weights: the oracle (timm resnet18, 1 channel, 64 px) and the tiny
+configs' shapes and random weights: the oracle (configs/oracle/synthcxr.yaml's timm network, 1
+channel, 64 px) and the tiny
 preset's UNet (32 x 32 latents, plain attention). The two precisions alternate rounds and each
 keeps its fastest, so neither pays the other's warm-up. The last column is what
 ``native_precision`` makes of a config's ``bf16-mixed`` here: on a CPU without bf16 kernels
@@ -16,17 +17,26 @@ import argparse
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import timm
 import torch
+import yaml
 from diffusers.models.attention_processor import AttnProcessor
 
 from prism_aug.diffusion.build import build_components
 from prism_aug.precision import cpu_has_low_precision_kernels, native_precision
 
+ORACLE_CONFIG = Path(__file__).parents[1] / "configs/oracle/synthcxr.yaml"
+
+
+def oracle_model_name() -> str:
+    """The timm network the oracle's config trains."""
+    return yaml.safe_load(ORACLE_CONFIG.read_text())["model"]["network"]["init_args"]["model_name"]
+
 
 def _oracle_step(batch_size: int) -> Callable[[], torch.Tensor]:
-    network = timm.create_model("resnet18", in_chans=1, num_classes=11)
+    network = timm.create_model(oracle_model_name(), in_chans=1, num_classes=11)
     images, labels = torch.randn(batch_size, 1, 64, 64), torch.rand(batch_size, 11)
     return _trainer(network, lambda: network(images), labels)
 
@@ -78,7 +88,8 @@ def main() -> None:
     print(f"bf16 kernels on this CPU: {kernels}; torch {torch.__version__}, {threads} threads\n")
     print("| network, training step | fp32 s | bf16 autocast s | bf16 / fp32 | config's bf16 |")
     print("|---|---:|---:|---:|---|")
-    for name, make in (("oracle resnet18, 64 px", _oracle_step), ("tiny UNet", _unet_step)):
+    oracle = f"oracle {oracle_model_name()}, 64 px"
+    for name, make in ((oracle, _oracle_step), ("tiny UNet", _unet_step)):
         step = make(args.batch_size)
         best = {False: float("inf"), True: float("inf")}
         for _ in range(args.rounds):

@@ -1,4 +1,4 @@
-"""The oracle's data: fresh SynthCXR renders to fit and validate, the data folder to test."""
+"""The oracle's data: SynthCXR renders to fit and validate, the data folder to test."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from prism_aug.evaluation.oracle_data import (
     VAL_SEED_OFFSET,
     OracleRecords,
     OracleRenders,
+    RenderedOnce,
 )
 
 TEST_SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -21,16 +22,17 @@ TEST_SPLITS: tuple[str, ...] = ("train", "valid", "test")
 class OracleDataModule(L.LightningDataModule):
     """Train and val: OracleRenders over disjoint patient seeds; test: a SynthCXR folder's CSV.
 
-    Renders are made by the current renderer code, never read from a cache, so the oracle
-    follows the renderer. The test split is the data folder written by ``make data``.
+    Renders are made at setup by the current renderer code, held in memory for the fit and
+    never read from a disk cache, so the oracle follows the renderer; each epoch goes over the
+    same ``train_size`` patients. The test split is the data folder written by ``make data``.
 
     Args:
         data_dir: a SynthCXR folder (``prism-aug data synthcxr --out``).
         test_split: which of its CSVs the test stage reads: train, valid or test.
         size: image side in pixels.
         batch_size: images per batch.
-        num_workers: DataLoader processes (renders are made in them).
-        train_size: renders per training epoch (each a new patient).
+        num_workers: DataLoader processes that render (and that read the test split).
+        train_size: renders trained on, one patient each.
         val_size: renders validated on.
         p_finding: probability of each finding in a render.
         p_device: probability of each device type when a render has devices.
@@ -68,17 +70,19 @@ class OracleDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            self.datasets["train"] = OracleRenders(
+            train = OracleRenders(
                 self.train_size,
                 self.size,
                 TRAIN_SEED_OFFSET,
                 p_partial=self.p_partial,
                 **self.renders,
             )
+            self.datasets["train"] = RenderedOnce(train, self.num_workers)
         if stage in ("fit", "validate"):
-            self.datasets["val"] = OracleRenders(
+            val = OracleRenders(
                 self.val_size, self.size, VAL_SEED_OFFSET, p_partial=0.0, **self.renders
             )
+            self.datasets["val"] = RenderedOnce(val, self.num_workers)
         if stage == "test":
             csv = self.data_dir / f"{self.test_split}.csv"
             if not csv.is_file():
@@ -86,12 +90,14 @@ class OracleDataModule(L.LightningDataModule):
             self.datasets["test"] = OracleRecords(read_chexpert(csv), self.size)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        # Train and val are in memory: worker processes would only copy them.
+        workers = self.num_workers if split == "test" else 0
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from prism_aug.data.synthcxr import SUPPORTED_FINDINGS, render, sample_patient
 from prism_aug.data.vocabulary import DEVICES
 from prism_aug.evaluation import ORACLE_ATTRIBUTES, OracleRenders, images_to_tensor, record_labels
-from prism_aug.evaluation.oracle_data import TRAIN_SEED_OFFSET, VAL_SEED_OFFSET
+from prism_aug.evaluation.oracle_data import TRAIN_SEED_OFFSET, VAL_SEED_OFFSET, RenderedOnce
 
 SIZE = 32
 
@@ -60,6 +60,15 @@ def test_renders_are_deterministic_per_index_also_in_workers() -> None:
     assert torch.equal(torch.cat([y for _, y in loaded]), torch.stack(labels))
     val = OracleRenders(12, SIZE, VAL_SEED_OFFSET)
     assert not torch.equal(val[0][0], images[0])
+
+
+def test_rendered_once_holds_exactly_the_renders() -> None:
+    renders = OracleRenders(10, SIZE, p_partial=0.5)
+    held = RenderedOnce(renders, num_workers=0)
+    assert len(held) == len(renders) and held.images.dtype == torch.uint8
+    for i in range(len(renders)):
+        image, labels = renders[i]
+        assert torch.equal(held[i][0], image) and torch.equal(held[i][1], labels)
 
 
 def test_renders_reject_bad_options() -> None:

@@ -90,6 +90,7 @@ def test_cli_fits_tests_and_reports_the_shrunk_default_config(data_dir, tmp_path
         f"--data.size={SIZE}",
         "--data.batch_size=4",
         "--data.num_workers=0",
+        "--data.train_size=8",
         "--data.val_size=4",
     ]
     run_oracle_cli(["fit", f"--config={CONFIG}", *shrink])
