@@ -28,7 +28,7 @@ from prism_aug.augment.shards import (
     SHARD_FOLDER,
     discard_partial_shards,
     filesystem,
-    shard_metadata,
+    read_shards,
 )
 from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.prompts import EditSpec
@@ -65,8 +65,7 @@ class Chunk:
 
 def done_keys(out: str) -> set[str]:
     """Keys already in complete shards of the run folder ``out``."""
-    shards = shard_metadata(f"{out}/{SHARD_FOLDER}")
-    return {meta["key"] for metas in shards.values() for meta in metas}
+    return {meta["key"] for _, metas, _ in read_shards(f"{out}/{SHARD_FOLDER}") for meta in metas}
 
 
 def record_labels(row: dict[str, Any]) -> dict[str, Any]:

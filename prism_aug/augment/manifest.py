@@ -9,7 +9,6 @@ none twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
@@ -19,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from prism_aug.augment.module import ACCEPTED, FAILED, REJECTED, UNVERIFIED
-from prism_aug.augment.shards import SHARD_FOLDER, complete_shards, filesystem, read_metadata
+from prism_aug.augment.shards import SHARD_FOLDER, filesystem, read_shards
 
 MANIFEST_NAME = "manifest.json"
 PACKAGES: tuple[str, ...] = (
@@ -57,13 +56,8 @@ def build_manifest(
     """
     fs, folder = filesystem(out)
     shards, samples = {}, []
-    for path in complete_shards(f"{out}/{SHARD_FOLDER}"):
-        digest = hashlib.sha256()
-        metas = list(read_metadata(fs, path, digest))
-        shards[PurePosixPath(path).name] = {
-            "keys": [m["key"] for m in metas],
-            "sha256": digest.hexdigest(),
-        }
+    for path, metas, sha256 in read_shards(f"{out}/{SHARD_FOLDER}", checksum=True):
+        shards[PurePosixPath(path).name] = {"keys": [m["key"] for m in metas], "sha256": sha256}
         samples.extend(metas)
     keys = Counter(m["key"] for m in samples)
     twice = sorted(k for k, n in keys.items() if n > 1)

@@ -10,6 +10,7 @@ complete shard. Files go through fsspec, so the folder may be any URL it opens (
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tarfile
@@ -102,11 +103,16 @@ class _Hashing:
         return data
 
 
-def shard_metadata(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Each complete shard of folder ``url`` (by path, in name order) with its samples'
-    metadata."""
+def read_shards(
+    url: str, checksum: bool = False
+) -> Iterator[tuple[str, list[dict[str, Any]], str | None]]:
+    """Each complete shard of folder ``url``, in name order: its path, its samples' metadata
+    and, with ``checksum``, the SHA-256 of its bytes (from the same single read)."""
     fs, _ = filesystem(url)
-    return {path: list(read_metadata(fs, path)) for path in complete_shards(url)}
+    for path in complete_shards(url):
+        digest = hashlib.sha256() if checksum else None
+        metas = list(read_metadata(fs, path, digest))
+        yield path, metas, None if digest is None else digest.hexdigest()
 
 
 class ShardSink:

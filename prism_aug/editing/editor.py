@@ -255,7 +255,8 @@ class Editor:
         ]
         cond = embed(prompts_of)
         plan = branches.distinct_rows(s.steps, [row[p] for p in prompts_of])
-        on_device = {id(rows): rows.to(device) for rows in plan}
+        distinct = {id(rows): rows for rows in plan}  # steps that share rows share the object
+        on_device = {key: rows.to(device) for key, rows in distinct.items()}
 
         latent_size = tuple(z0.shape[-2:])
         given = latent_mask(edit_masks, latent_size, device)

@@ -214,12 +214,13 @@ class RenderedOnce(Dataset):
     """
 
     def __init__(self, renders: OracleRenders, num_workers: int = 0) -> None:
-        loader = DataLoader(renders, batch_size=256, num_workers=num_workers)
-        images, labels = zip(*loader, strict=True)
-        # Renders are uint8 / 255, so rounding back to uint8 is exact and takes a quarter of
-        # the memory (200 MB for 50k renders of 64 px).
-        self.images = (torch.cat(images) * 255.0).round().to(torch.uint8)
-        self.labels = torch.cat(labels)
+        images, labels = [], []
+        for x, y in DataLoader(renders, batch_size=256, num_workers=num_workers):
+            # Renders are uint8 / 255, so rounding back to uint8 is exact and takes a quarter
+            # of the memory (200 MB for 50k renders of 64 px).
+            images.append((x * 255.0).round().to(torch.uint8))
+            labels.append(y)
+        self.images, self.labels = torch.cat(images), torch.cat(labels)
 
     def __len__(self) -> int:
         return len(self.labels)
