@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from prism_aug.augment.module import ACCEPTED, FAILED, REJECTED, UNVERIFIED
+from prism_aug.augment.module import FAILED
 from prism_aug.augment.shards import SHARD_FOLDER, filesystem, read_shards
+from prism_aug.editing.verifier import ACCEPTED, REJECTED, UNVERIFIED
 
 MANIFEST_NAME = "manifest.json"
 PACKAGES: tuple[str, ...] = (

@@ -23,9 +23,9 @@ from prism_aug.augment.data import Chunk, Job
 from prism_aug.data.prompts import EditSpec, edit_prompts
 from prism_aug.data.records import square_image
 from prism_aug.editing.editor import Editor, EditorSettings
-from prism_aug.editing.verifier import Verdict, Verifier, judged_attribute
+from prism_aug.editing.verifier import UNVERIFIED, Verdict, Verifier, judged_attribute
 
-ACCEPTED, REJECTED, UNVERIFIED, FAILED = "accepted", "rejected", "unverified", "failed"
+FAILED = "failed"  # the job's own input or edit failed; ACCEPTED etc. are the verifier's
 # Failures of the machine, not of a job: a failed sample is never redone, these must be.
 DEVICE_ERRORS: tuple[type[Exception], ...] = (torch.OutOfMemoryError, torch.AcceleratorError)
 
@@ -131,7 +131,7 @@ class AugmentModule(L.LightningModule):
             attribute = judged_attribute(spec, self.verifier.classifier.attributes)
             wanted = _wanted(verdict, spec, attribute, self.threshold)
             chosen = verdict.chosen if verdict.accepted else _closest(verdict, attribute, wanted)
-            status = ACCEPTED if verdict.accepted else REJECTED
+            status = verdict.status
             reason = verdict.reason
             flipped = (verdict.candidate_scores[chosen][attribute] >= self.threshold) == wanted
             scores = {

@@ -19,7 +19,7 @@ import fsspec
 import webdataset as wds
 from webdataset.gopen import gopen_schemes
 
-from prism_aug.augment.module import ACCEPTED, UNVERIFIED
+from prism_aug.editing.verifier import ACCEPTED, UNVERIFIED
 
 USABLE: tuple[str, ...] = (ACCEPTED, UNVERIFIED)
 

@@ -11,7 +11,8 @@ reason. With ``--oracle`` the verifier picks each image's candidate (or rejects 
 without, the candidate of the middle self-attention injection fraction is shown.
 
 Writes ``grid.png`` (rows: original | counterfactual | difference), one PNG per edited image,
-and ``edits.csv`` (source, prompts, accepted, reason, chosen candidate).
+and ``edits.csv`` (source, prompts, status: accepted, rejected or unverified, the reason, the
+kept candidate).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PIL import Image
 from prism_aug.data.prompts import CAPTION_FINDINGS, EditSpec, edit_prompts
 from prism_aug.data.records import filter_views, load_image, read_chexpert, square_image
 from prism_aug.editing.editor import Editor, EditorSettings
+from prism_aug.editing.verifier import UNVERIFIED, Verifier
 
 
 @dataclass
@@ -127,18 +129,17 @@ def run_edit_cli(args: list[str]) -> None:
     originals = np.stack([square_image(j.image, size) for j in jobs])
     result = editor.edit(originals, [p[0] for p in prompts], [p[1] for p in prompts])
     if cfg.oracle is not None:
-        from prism_aug.editing.verifier import Verifier
         from prism_aug.evaluation.oracle import load_oracle
 
         verdicts = Verifier(load_oracle(cfg.oracle)).judge(
             originals, result.candidates, [spec] * len(jobs)
         )
-        chosen = [v.chosen for v in verdicts]
-        reasons = [v.reason for v in verdicts]
+        kept = [v.kept_or(result.fallback) for v in verdicts]
+        status, reasons = [v.status for v in verdicts], [v.reason for v in verdicts]
     else:
-        chosen, reasons = [result.fallback] * len(jobs), ["no verifier"] * len(jobs)
+        kept = [result.fallback] * len(jobs)
+        status, reasons = [UNVERIFIED] * len(jobs), ["no verifier"] * len(jobs)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    kept = [c if c >= 0 else result.fallback for c in chosen]
     edited = np.stack([result.candidates[i, c] for i, c in enumerate(kept)])
     for job, image in zip(jobs, edited, strict=True):
         Image.fromarray(image).save(cfg.out / f"{job.key}.png")
@@ -148,7 +149,7 @@ def run_edit_cli(args: list[str]) -> None:
             "edit": str(spec),
             "source_prompt": [p[0] for p in prompts],
             "target_prompt": [p[1] for p in prompts],
-            "accepted": [c >= 0 for c in chosen],
+            "status": status,
             "reason": reasons,
             "self_replace": [cfg.settings.candidates[c].self_replace for c in kept],
             "mask_threshold": [cfg.settings.candidates[c].mask_threshold for c in kept],
@@ -156,5 +157,5 @@ def run_edit_cli(args: list[str]) -> None:
     )
     table.to_csv(cfg.out / "edits.csv", index=False)
     grid = write_grid(cfg.out / "grid.png", originals, edited)
-    accepted = int(table["accepted"].sum())
-    print(f"{len(jobs)} edited ({accepted} accepted): {grid}, {cfg.out / 'edits.csv'}")
+    counts = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
+    print(f"{len(jobs)} edited ({counts}): {grid}, {cfg.out / 'edits.csv'}")

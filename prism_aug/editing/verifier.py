@@ -22,6 +22,8 @@ from prism_aug.data.prompts import SUPPORT_DEVICES, EditSpec
 from prism_aug.data.vocabulary import DEVICES
 
 NO_FINDING = "No Finding"
+# An edit's status: verified and kept, verified and refused, or kept without a verifier.
+ACCEPTED, REJECTED, UNVERIFIED = "accepted", "rejected", "unverified"
 
 
 class AttributeClassifier(Protocol):
@@ -51,6 +53,14 @@ class Verdict:
     @property
     def accepted(self) -> bool:
         return self.chosen >= 0
+
+    @property
+    def status(self) -> str:
+        return ACCEPTED if self.accepted else REJECTED
+
+    def kept_or(self, fallback: int) -> int:
+        """The chosen candidate, or ``fallback`` (the editor's) when the edit is rejected."""
+        return self.chosen if self.accepted else fallback
 
 
 def judged_attribute(spec: EditSpec, attributes: Sequence[str]) -> str:

@@ -122,7 +122,7 @@ def run_method(
         chosen, accepted = batch.candidates[:, 0], float("nan")
     else:
         verdicts = verifier.judge(cases.sources, batch.candidates, edits)
-        picks = [v.chosen if v.accepted else batch.fallback for v in verdicts]
+        picks = [v.kept_or(batch.fallback) for v in verdicts]
         chosen = batch.candidates[np.arange(len(picks)), picks]
         accepted = float(np.mean([v.accepted for v in verdicts]))
     return chosen, accepted, len(chosen) / seconds

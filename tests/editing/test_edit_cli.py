@@ -48,7 +48,8 @@ def test_edit_csv_writes_grid_images_and_table(model_folder, tmp_path, capsys):
     assert all((out / f"{key}.png").is_file() for key in table["key"])
     printed = capsys.readouterr().out
     assert "skipped" in printed and "nothing to remove" in printed
-    assert "2 edited (2 accepted)" in printed
+    assert "2 edited (2 unverified)" in printed  # no --oracle: kept, not called accepted
+    assert (table["status"] == "unverified").all() and (table["reason"] == "no verifier").all()
 
 
 def test_edit_one_image_with_labels(model_folder, small_model, radiographs, tmp_path):

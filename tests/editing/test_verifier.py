@@ -44,6 +44,7 @@ def test_the_passing_candidate_with_the_smallest_change_is_chosen() -> None:
     )
     (verdict,) = Verifier(QuadrantClassifier()).judge(source[None], candidates[None], [REMOVE])
     assert verdict.accepted and verdict.chosen == 2
+    assert verdict.status == "accepted" and verdict.kept_or(0) == 2
     assert verdict.passed == (False, True, True, False)
     assert verdict.reason == ""
     assert verdict.source_scores["Support Devices"] > 0.5
@@ -71,6 +72,7 @@ def test_an_edit_the_classifier_already_sees_as_made_is_rejected() -> None:
     candidates = np.stack([source, _image(devices=False, effusion=True, grey=110)])
     (verdict,) = Verifier(QuadrantClassifier()).judge(source[None], candidates[None], [REMOVE])
     assert not verdict.accepted and verdict.passed == (False, False)
+    assert verdict.status == "rejected" and verdict.kept_or(1) == 1  # the fallback
     assert verdict.reason.startswith("the classifier already sees Support Devices absent")
 
 
