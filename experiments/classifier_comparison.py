@@ -8,9 +8,10 @@
 
 Each (method, seed) is one ``prism-classify fit`` with the same backbone, epochs and
 selection (the config's: validation worst-group accuracy), then a test of the selected
-checkpoint. Rows go to ``results.csv`` as they finish, and a rerun skips the rows already
-there. ``table2.md`` gives the mean and s.d. over seeds, ``table2.png`` the worst-group
-accuracy per method.
+checkpoint. Rows go to ``results.csv`` as they finish, each with a fingerprint of its
+inputs (the config, the epochs and the shards of both augmentation runs); a rerun skips the
+rows made from the same inputs and runs the others again. ``table2.md`` gives the mean and
+s.d. over seeds, ``table2.png`` the worst-group accuracy per method.
 
 Methods: ERM; SUBY, RWY, SUBG, RWG (samplers); GroupDRO; JTT (1 epoch of ERM, then the error
 set upweighted 20x); DFR (the ERM run's checkpoint, last layer refit for 60 epochs on
@@ -23,8 +24,13 @@ null-edit control + ERM (the same sources through the generator with the null ed
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from classifiers.cli import main as classify
 from classifiers.report import append_result, load_results, summarise, test_metrics
@@ -39,12 +45,13 @@ def method_arguments(
     cfs = [f"--data.counterfactuals=[{cf}]"]
 
     def jtt() -> list[str]:
-        errors = runs / f"JTT-stage1-seed{seed}" / "errors.json"
-        if not errors.is_file():
-            fit(config, runs / f"JTT-stage1-seed{seed}", seed, 1, [
-                "--trainer.callbacks+=classifiers.jtt.ErrorSetWriter",
-                f"--trainer.callbacks.path={errors}",
-            ])  # fmt: skip
+        stage1 = runs / f"JTT-stage1-seed{seed}"
+        errors = stage1 / "errors.json"
+        shutil.rmtree(stage1, ignore_errors=True)  # made with this row's inputs, or not at all
+        fit(config, stage1, seed, 1, [
+            "--trainer.callbacks+=classifiers.jtt.ErrorSetWriter",
+            f"--trainer.callbacks.path={errors}",
+        ])  # fmt: skip
         return ["--model=classifiers.JTT", f"--model.error_set={errors}", "--model.upweight=20"]
 
     def dfr() -> list[str]:
@@ -72,6 +79,17 @@ def method_arguments(
     }
 
 
+def inputs_fingerprint(config: str, epochs: int, augment_runs: Sequence[str]) -> str:
+    """What the rows of one invocation are computed from: the config file, the epochs and
+    the shards (their checksums in each run's manifest; an absent run counts as absent)."""
+    digest = hashlib.sha256(Path(config).read_bytes() + str(epochs).encode())
+    for run in augment_runs:
+        manifest = Path(run) / "manifest.json"
+        shards = json.loads(manifest.read_text())["shards"] if manifest.is_file() else None
+        digest.update(json.dumps(shards, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
 def fit(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> dict[str, float]:
     """One ``prism-classify fit`` (then test); returns its test metrics without the prefix."""
     cli = classify([
@@ -96,7 +114,14 @@ def run() -> None:
     options = parser.parse_args()
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / "results.csv"
+    inputs = inputs_fingerprint(
+        options.config, options.epochs, [options.counterfactuals, options.null_edits]
+    )
     results = load_results(path)
+    stale = results.get("inputs", pd.Series(None, index=results.index, dtype=object)) != inputs
+    if stale.any():
+        print(f"{path}: {int(stale.sum())} rows were made from other inputs; they run again")
+        results = results[~stale]
     runs = options.out / "runs"
     for seed in options.seeds:
         methods = method_arguments(
@@ -106,8 +131,9 @@ def run() -> None:
             if ((results["method"] == name) & (results["seed"] == seed)).any():
                 continue
             folder = runs / f"{name.replace(' ', '').replace('+', '_')}-seed{seed}"
+            shutil.rmtree(folder, ignore_errors=True)  # a stale or interrupted run's files
             metrics = fit(options.config, folder, seed, options.epochs, methods[name]())
-            row = {"method": name, "seed": seed, **metrics}
+            row = {"method": name, "seed": seed, "inputs": inputs, **metrics}
             results = append_result(results, row, path)
             print(f"{name} seed {seed}: worst-group {row['worst_group_acc']:.3f}, "
                   f"mean {row['mean_acc']:.3f}", flush=True)  # fmt: skip
