@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/bench_precision.py [--batch_size 64] [--rounds 2]
 
 Times one optimiser step of the two networks the default pipeline trains longest, at their
-configs' shapes and random weights: the oracle (configs/oracle/synthcxr.yaml's timm network, 1
-channel, 64 px) and the tiny
-preset's UNet (32 x 32 latents, plain attention). The two precisions alternate rounds and each
-keeps its fastest, so neither pays the other's warm-up. The last column is what
-``native_precision`` makes of a config's ``bf16-mixed`` here: on a CPU without bf16 kernels
-autocast falls back to reference kernels, and float32 is the faster choice.
+configs' shapes and random weights: the oracle (configs/oracle/synthcxr.yaml's timm network,
+1 channel, 64 px) and the tiny preset's UNet (32 x 32 latents, plain attention). The two
+precisions alternate rounds and each keeps its fastest, so neither pays the other's warm-up.
+The last column is what ``native_precision`` makes of a config's ``bf16-mixed`` here: on a
+CPU without bf16 kernels autocast falls back to reference kernels, and float32 is the faster
+choice.
 """
 
 from __future__ import annotations
