@@ -112,12 +112,16 @@ def save_switch_grid(
     steps: int = 20,
     guidance: float = 5.0,
     batch_size: int = 64,
+    bf16_autocast: bool = False,
 ) -> Path:
-    """Sample ``switch_prompts(findings)`` (rows) for each seed (columns); save as PNG."""
+    """Sample ``switch_prompts(findings)`` (rows) for each seed (columns); save as PNG.
+
+    ``bf16_autocast`` as in ``sample_images``.
+    """
     rows = switch_prompts(findings)
     prompts = [prompt for _, prompt in rows for _ in seeds]
     seeds = list(seeds) * len(rows)
-    images = sample_images(components, prompts, seeds, steps, guidance, batch_size)
+    images = sample_images(components, prompts, seeds, steps, guidance, batch_size, bf16_autocast)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image_grid(images, len(rows))).save(path)
     return path

@@ -66,12 +66,14 @@ def test_warmup_then_cosine() -> None:
     assert warmup_cosine(60, 10, 110, "constant") == 1.0
 
 
-def _one_backward(module) -> None:
+def _one_backward(module) -> torch.Tensor:
     batch = {
         "pixel_values": torch.rand(2, 1, 32, 32) * 2 - 1,
         "caption": ["Normal", "Cardiomegaly"],
     }
-    module.training_step(batch, 0).backward()
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    return loss.detach()
 
 
 @pytest.mark.parametrize("train_text_encoder", [False, True])
@@ -87,6 +89,28 @@ def test_vae_frozen_and_text_encoder_by_option(train_text_encoder: bool, small_m
     assert all(id(p) in trained for p in module.unet.parameters())
     assert any(id(p) in trained for p in module.text_encoder.parameters()) == train_text_encoder
     assert not module.vae.training
+
+
+def test_plain_attention_trains_as_the_default_does(small_module) -> None:
+    """ "plain" swaps the UNet's processors and the text encoder's attention for CPU-faster
+    kernels of the same function: same loss, same gradients."""
+    modules = {
+        attention: small_module(train_text_encoder=True, ema_decay=None, attention=attention)
+        for attention in ("default", "plain")
+    }
+    modules["plain"].load_state_dict(modules["default"].state_dict())
+    assert modules["plain"].text_encoder.config._attn_implementation == "eager"
+    losses = {}
+    for attention, module in modules.items():
+        module.log = lambda *args, **kwargs: None  # no trainer attached
+        module.noise_generator = torch.Generator().manual_seed(0)
+        torch.manual_seed(0)  # the batch's pixels
+        losses[attention] = _one_backward(module)
+    torch.testing.assert_close(losses["plain"], losses["default"])
+    for plain, default in zip(
+        modules["plain"].trained_parameters(), modules["default"].trained_parameters(), strict=True
+    ):
+        torch.testing.assert_close(plain.grad, default.grad, rtol=1e-4, atol=1e-6)
 
 
 class _Record(L.Callback):
