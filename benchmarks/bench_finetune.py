@@ -1,14 +1,14 @@
 """Fine-tuning throughput (images/s): cached latents against encoding every step.
 
-    .venv/bin/python benchmarks/bench_finetune.py [--steps 10] [--batch_size 64]
+    .venv/bin/python benchmarks/bench_finetune.py [--steps 10] [--batch_size 48]
 
-Trains the default tiny model (configs/finetune/synthcxr_tiny.yaml's settings: plain
-attention, bf16 autocast where the CPU has bf16 kernels and float32 where not, text encoder
-trained) for a few steps on SynthCXR batches, once reading cached VAE posteriors and once
-encoding the pixels at every step, in one process, and prints a markdown table. Where CUDA is
-available it adds SD v1.5's UNet (random weights) at 512 px in bf16 with and without the VAE
-encoder in the step. Timings from different runs or machines are not comparable; compare rows
-of one table.
+Trains the default tiny model (the model and optimizer settings of
+configs/finetune/synthcxr_tiny.yaml, its batch size by default; bf16 autocast where the CPU has
+bf16 kernels and float32 where not) for a few steps on SynthCXR batches, once reading cached
+VAE posteriors and once encoding the pixels at every step, in one process, and prints a
+markdown table. Where CUDA is available it adds SD v1.5's UNet (random weights) at 512 px in
+bf16 with and without the VAE encoder in the step. Timings from different runs or machines are
+not comparable; compare rows of one table.
 """
 
 from __future__ import annotations
@@ -19,17 +19,25 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from prism_aug.diffusion.data import CXRDataModule
 from prism_aug.diffusion.finetune import DiffusionFineTuner
 from prism_aug.diffusion.latent_cache import build_latent_cache, vae_fingerprint
 from prism_aug.precision import fast_autocast
 
+CONFIG = yaml.safe_load(
+    (Path(__file__).parents[1] / "configs/finetune/synthcxr_tiny.yaml").read_text()
+)
+MODEL_SETTINGS = ("model", "preset_overrides", "attention", "train_text_encoder")
 
-def _train_steps(module: DiffusionFineTuner, batches: list[dict], bf16: bool) -> float:
+
+def _train_steps(
+    module: DiffusionFineTuner, batches: list[dict], bf16: bool, **adamw: object
+) -> float:
     """Seconds per step over ``batches`` (after one warm-up step)."""
     module.log = lambda *args, **kwargs: None  # no trainer attached
-    optimizer = torch.optim.AdamW(module.trained_parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(module.trained_parameters(), lr=1e-4, **adamw)
     device_type = module.unet.device.type
 
     def step(batch: dict) -> None:
@@ -52,9 +60,9 @@ def _train_steps(module: DiffusionFineTuner, batches: list[dict], bf16: bool) ->
 
 def tiny_rows(data: Path, vae: str | None, steps: int, batch_size: int) -> list[tuple[str, float]]:
     """Throughput of the tiny model with pixels (VAE every step) and with cached latents."""
-    module = DiffusionFineTuner(
-        model="tiny", vae=vae, attention="plain", train_text_encoder=True, export_dir=None
-    )
+    settings = {key: CONFIG["model"][key] for key in MODEL_SETTINGS if key in CONFIG["model"]}
+    module = DiffusionFineTuner(**settings, vae=vae, export_dir=None)
+    adamw = CONFIG["model"]["optimizer"]["init_args"]
     datamodule = CXRDataModule(str(data / "train.csv"), batch_size=batch_size)
     datamodule.setup()
     loader = datamodule.train_dataloader()
@@ -84,8 +92,8 @@ def tiny_rows(data: Path, vae: str | None, steps: int, batch_size: int) -> list[
     per_pixel_step, per_latent_step = float("inf"), float("inf")
     bf16 = fast_autocast("cpu")
     for _ in range(2):
-        per_pixel_step = min(per_pixel_step, _train_steps(module, pixels, bf16))
-        per_latent_step = min(per_latent_step, _train_steps(module, latents, bf16))
+        per_pixel_step = min(per_pixel_step, _train_steps(module, pixels, bf16, **adamw))
+        per_latent_step = min(per_latent_step, _train_steps(module, latents, bf16, **adamw))
     print(f"caching {n} images took {cache_seconds:.1f} s ({n / cache_seconds:.0f} img/s)")
     dtype = "bf16" if bf16 else "fp32 (no bf16 kernels)"
     return [
@@ -130,7 +138,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/synthcxr_finetune"))
     parser.add_argument("--vae", default="outputs/models/synthcxr_tiny_vae")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=CONFIG["data"]["batch_size"])
     args = parser.parse_args()
     vae = args.vae if Path(args.vae).is_dir() else None
     rows = tiny_rows(args.data, vae, args.steps, args.batch_size)

@@ -4,11 +4,11 @@
 
 Times one optimiser step of the two networks the default pipeline trains longest, at their
 configs' shapes and random weights: the oracle (configs/oracle/synthcxr.yaml's timm network,
-1 channel, 64 px) and the tiny preset's UNet (32 x 32 latents, plain attention). The two
-precisions alternate rounds and each keeps its fastest, so neither pays the other's warm-up.
-The last column is what ``native_precision`` makes of a config's ``bf16-mixed`` here: on a
-CPU without bf16 kernels autocast falls back to reference kernels, and float32 is the faster
-choice.
+1 channel, 64 px) and the tiny preset's UNet as configs/finetune/synthcxr_tiny.yaml overrides
+it (32 x 32 latents, plain attention). The two precisions alternate rounds and each keeps its
+fastest, so neither pays the other's warm-up. The last column is what ``native_precision``
+makes of a config's ``bf16-mixed`` here: on a CPU without bf16 kernels autocast falls back to
+reference kernels, and float32 is the faster choice.
 """
 
 from __future__ import annotations
@@ -27,12 +27,19 @@ from diffusers.models.attention_processor import AttnProcessor
 from prism_aug.diffusion.build import build_components
 from prism_aug.precision import cpu_has_low_precision_kernels, native_precision
 
-ORACLE_CONFIG = Path(__file__).parents[1] / "configs/oracle/synthcxr.yaml"
+CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def oracle_model_name() -> str:
     """The timm network the oracle's config trains."""
-    return yaml.safe_load(ORACLE_CONFIG.read_text())["model"]["network"]["init_args"]["model_name"]
+    config = yaml.safe_load((CONFIGS / "oracle/synthcxr.yaml").read_text())
+    return config["model"]["network"]["init_args"]["model_name"]
+
+
+def unet_overrides() -> dict:
+    """The tiny preset's hyper-parameters that the fine-tuning config overrides."""
+    config = yaml.safe_load((CONFIGS / "finetune/synthcxr_tiny.yaml").read_text())
+    return config["model"].get("preset_overrides") or {}
 
 
 def _oracle_step(batch_size: int) -> Callable[[], torch.Tensor]:
@@ -42,7 +49,7 @@ def _oracle_step(batch_size: int) -> Callable[[], torch.Tensor]:
 
 
 def _unet_step(batch_size: int) -> Callable[[], torch.Tensor]:
-    unet = build_components("tiny", seed=0).unet
+    unet = build_components("tiny", seed=0, **unet_overrides()).unet
     unet.set_attn_processor(AttnProcessor())
     latents, text = torch.randn(batch_size, 4, 32, 32), torch.randn(batch_size, 77, 64)
     timesteps = torch.randint(0, 1000, (batch_size,))

@@ -110,6 +110,7 @@ def tiny(
     vae_scaling_factor: float = 1.0,
     unet_channels: Sequence[int] = (32, 64, 128),
     unet_heads: int = 2,
+    cross_attention_levels: int = 2,
     norm_groups: int = 8,
     text_hidden_size: int = 64,
     text_layers: int = 2,
@@ -128,7 +129,9 @@ def tiny(
       is, so the tiny model tests SD's path; 1 also works (the pipeline then returns
       ``(B, H, W, 1)`` arrays and mode "L" images).
     - UNet levels at 32, 16 and 8 latent px; cross-attention only at 16 and 8 (and the mid
-      block), where attention is cheap and the layout is decided.
+      block), where attention is cheap and the layout is decided. configs/finetune trains
+      ``cross_attention_levels=1`` (8 px and the mid block): a step in 0.61 s instead of
+      0.89 s at batch 64, and the oracle still reads the prompted findings.
     - 2 heads: on a toy renderer, 2 heads with the plain AttnProcessor trained 2.1x faster on
       CPU than 8 heads with SDPA (the processor is the trainer's choice, not saved here).
     - A 2-layer CLIP text tower over SD's full vocabulary; the token embedding (3.2M) is most
@@ -146,8 +149,11 @@ def tiny(
             factor, 2 ** (len - 1).
         vae_scaling_factor: multiplies latents before the UNet; 1.0 until a trained VAE's
             latents are measured (SD's 0.18215 is 1 / std of its latents).
-        unet_channels: channels of the UNet's levels, first without cross-attention.
+        unet_channels: channels of the UNet's levels, finest first.
         unet_heads: attention heads in every UNet transformer block.
+        cross_attention_levels: how many of the coarsest levels have transformer blocks
+            (self- and cross-attention); the mid block always has one. At 32 x 32 latents a
+            16 x 16 level's blocks cost a third of a training step.
         norm_groups: GroupNorm groups in the UNet and VAE (must divide every channel count).
         text_hidden_size: text encoder width, which is also the UNet's cross_attention_dim.
         text_layers: text encoder layers.
@@ -161,12 +167,19 @@ def tiny(
             f"times the UNet's {2 ** (len(unet_channels) - 1)}"
         )
     levels = len(unet_channels)
+    if not 1 <= cross_attention_levels <= levels:
+        raise ValueError(
+            f"tiny: cross_attention_levels={cross_attention_levels} must be in 1..{levels} "
+            f"(the UNet has {levels} levels)"
+        )
+    plain = levels - cross_attention_levels
     unet = {
         "sample_size": image_size // factor,
         "in_channels": 4,
         "out_channels": 4,
-        "down_block_types": ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
-        "up_block_types": ("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
+        "down_block_types": ("DownBlock2D",) * plain
+        + ("CrossAttnDownBlock2D",) * cross_attention_levels,
+        "up_block_types": ("CrossAttnUpBlock2D",) * cross_attention_levels + ("UpBlock2D",) * plain,
         "block_out_channels": tuple(unet_channels),
         "layers_per_block": 1,
         "cross_attention_dim": text_hidden_size,

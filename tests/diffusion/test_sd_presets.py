@@ -93,6 +93,12 @@ def test_overrides_reach_the_configs() -> None:
     assert configs.unet["cross_attention_dim"] == 32
 
 
+def test_cross_attention_levels_are_the_coarsest() -> None:
+    unet = preset_configs("tiny", cross_attention_levels=1).unet
+    assert unet["down_block_types"] == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+    assert unet["up_block_types"] == ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+
+
 @pytest.mark.parametrize(
     ("preset", "overrides", "message"),
     [
@@ -100,6 +106,8 @@ def test_overrides_reach_the_configs() -> None:
         ("tiny", {"width": 3}, r"no hyper-parameter \['width'\]; valid: .*'unet_channels'"),
         ("sd15", {"image_size": 256}, r"no hyper-parameter \['image_size'\]; valid: \[\]"),
         ("tiny", {"image_size": 60}, r"image_size=60 must be divisible"),
+        ("tiny", {"cross_attention_levels": 0}, r"cross_attention_levels=0 must be in 1\.\.3"),
+        ("tiny", {"cross_attention_levels": 4}, r"cross_attention_levels=4 must be in 1\.\.3"),
     ],
 )
 def test_bad_preset_or_override_is_named(preset: str, overrides: dict, message: str) -> None:
