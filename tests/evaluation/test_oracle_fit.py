@@ -37,9 +37,16 @@ def _tiny_network() -> OracleNetwork:
     return OracleNetwork("test_resnet", {"num_classes": 11})
 
 
-def test_fit_exports_an_oracle_that_predicts_like_the_module(data_dir, tmp_path) -> None:
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fit_exports_an_oracle_that_predicts_like_the_module(
+    data_dir, tmp_path, channels_last: bool
+) -> None:
     torch.manual_seed(0)
-    module = OracleModule(_tiny_network(), lambda params: torch.optim.AdamW(params, lr=1e-3))
+    module = OracleModule(
+        _tiny_network(),
+        lambda params: torch.optim.AdamW(params, lr=1e-3),
+        channels_last=channels_last,
+    )
     data = OracleDataModule(
         data_dir, size=SIZE, batch_size=8, num_workers=0, train_size=64, val_size=8
     )
