@@ -1,6 +1,6 @@
 """Fine-tuning throughput (images/s): cached latents against encoding every step.
 
-    .venv/bin/python benchmarks/bench_finetune.py [--steps 10] [--batch_size 48]
+    .venv/bin/python benchmarks/bench_finetune.py [--steps 10] [--batch_size 64]
 
 Trains the default tiny model (the model and optimizer settings of
 configs/finetune/synthcxr_tiny.yaml, its batch size by default; bf16 autocast where the CPU has
