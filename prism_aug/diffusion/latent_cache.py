@@ -118,8 +118,14 @@ def _encode_shard(
     batch_size: int,
     num_workers: int,
 ) -> dict[str, torch.Tensor]:
+    # A generator of its own: a DataLoader draws its workers' base seed from the global RNG,
+    # which also shuffles the training data, so a run that builds the cache would otherwise
+    # see other batches than one that finds it.
     loader = DataLoader(
-        Subset(dataset, range(start, stop)), batch_size=batch_size, num_workers=num_workers
+        Subset(dataset, range(start, stop)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        generator=torch.Generator(),
     )
     means, stds = [], []
     with torch.no_grad():

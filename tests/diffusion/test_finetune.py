@@ -183,6 +183,22 @@ def test_latent_cache_is_written_once_and_reused(
     assert calls == []  # the same VAE, resolution and records: read from disk
 
 
+def test_a_fit_trains_alike_whether_it_builds_the_cache_or_finds_it(
+    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    """Building the cache must not draw from the global RNG, which shuffles the training data:
+    a fresh clone and a rerun of the same config and seed train the same model."""
+    weights = []
+    for _ in range(2):  # the first fit builds the cache, the second reads it
+        L.seed_everything(0)
+        module = small_module(ema_decay=None)
+        trainer = small_trainer(tmp_path, max_steps=3)
+        trainer.fit(module, small_datamodule(synthcxr_32, latent_cache=str(tmp_path / "c")))
+        weights.append([p.detach().clone() for p in module.trained_parameters()])
+    for built, found in zip(*weights, strict=True):
+        assert torch.equal(built, found)
+
+
 def test_short_fit_exports_a_pipeline(
     synthcxr_32, tmp_path, small_datamodule, small_module, small_trainer, sample_exported
 ) -> None:
