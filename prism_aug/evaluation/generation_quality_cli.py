@@ -27,8 +27,16 @@ def _quality_parser() -> ArgumentParser:
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps")
     parser.add_argument("--guidance", type=float, default=7.5, help="guidance scale (PRISM: 7.5)")
     parser.add_argument("--batch_size", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=Path("outputs/quality/synthcxr_tiny.json"))
+    parser.add_argument(
+        "--out", type=Path | None, default=None, help="default: outputs/quality/<model name>.json"
+    )
     return parser
+
+
+def report_path(model: str, out: Path | None) -> Path:
+    """Where the report goes: ``out``, else a file named after the model folder, so that
+    judging another model never overwrites the default model's report."""
+    return out if out is not None else Path("outputs/quality") / f"{Path(model).name}.json"
 
 
 def run_quality_cli(args: Sequence[str] | None = None) -> None:
@@ -43,6 +51,7 @@ def run_quality_cli(args: Sequence[str] | None = None) -> None:
         cfg.guidance,
         cfg.batch_size,
     )
-    write_report(report, cfg.out)
+    out = report_path(cfg.model, cfg.out)
+    write_report(report, out)
     print(report.markdown())
-    print(f"saved {cfg.out}")
+    print(f"saved {out}")

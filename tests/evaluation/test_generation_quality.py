@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from prism_aug.evaluation.generation_quality import (
     prompt_accuracy,
     prompt_conditions,
 )
+from prism_aug.evaluation.generation_quality_cli import _quality_parser, report_path
 
 
 def reference_frechet(x: np.ndarray, y: np.ndarray) -> float:
@@ -64,3 +67,15 @@ def test_prompt_accuracy_needs_the_judged_outputs() -> None:
 
     with pytest.raises(ValueError, match="Pleural Effusion"):
         prompt_accuracy(Blind(), None, n=1)
+
+
+def test_report_is_named_after_the_model_unless_given() -> None:
+    """Judging a candidate model must not overwrite the default model's report."""
+    assert report_path("/tmp/runs/r2", None) == Path("outputs/quality/r2.json")
+    assert report_path("outputs/models/synthcxr_tiny", None) == Path(
+        "outputs/quality/synthcxr_tiny.json"
+    )
+    assert report_path("outputs/models/synthcxr_tiny", Path("q.json")) == Path("q.json")
+    parsed = _quality_parser().parse_args(["--model", "m", "--out", "a/b.json"])
+    assert parsed.out == Path("a/b.json")
+    assert _quality_parser().parse_args(["--model", "m"]).out is None
