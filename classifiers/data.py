@@ -61,9 +61,33 @@ def to_input(image: np.ndarray, size: int) -> torch.Tensor:
     return x.sub(INPUT_MEAN).div(INPUT_STD)
 
 
+class PackedBytes:
+    """Byte strings in one numpy buffer, indexed like a list.
+
+    A list of bytes objects is copied into every DataLoader worker, page by page, as reading
+    an item touches its reference count; one buffer stays shared copy-on-write. With tens of
+    thousands of 512 px counterfactuals per DDP rank and several workers each, that is the
+    difference between one copy per rank and one per worker.
+    """
+
+    def __init__(self, items: list[bytes]) -> None:
+        self.offsets = np.cumsum([0, *map(len, items)], dtype=np.int64)
+        self.buffer = np.frombuffer(b"".join(items), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> bytes:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index %= len(self)
+        return self.buffer[self.offsets[index] : self.offsets[index + 1]].tobytes()
+
+
 class StudyImages(Dataset):
     """Record images (read from disk per item) followed by counterfactuals held in memory,
-    as PNG bytes (decoded per item, the form they have in the shards) or as arrays.
+    as PNG bytes in one buffer (decoded per item, the form they have in the shards) or as
+    one array ``(N, H, W)``.
 
     ``labels`` is ``(N, 2 + 14)``: y, a, then the 14 findings' codes (1, 0, or -1 where the
     label policy masked them), which items carry as ``findings`` for the multi-label task.
@@ -78,12 +102,12 @@ class StudyImages(Dataset):
         paths: list[str],
         labels: np.ndarray,
         size: int,
-        extra_images: list[np.ndarray | bytes] | None = None,
+        extra_images: PackedBytes | np.ndarray | None = None,
         extra_labels: np.ndarray | None = None,
         pairs: tuple[list[dict[str, Any]], str] | None = None,
     ) -> None:
         self.root, self.paths, self.size, self.pairs = root, paths, size, pairs
-        self.extra = extra_images or []
+        self.extra = PackedBytes([]) if extra_images is None else extra_images
         extras = np.zeros((0, labels.shape[1]), np.int64) if extra_labels is None else extra_labels
         self.labels = np.concatenate([labels, extras]).astype(np.int64)
         self.groups = group_index(self.labels[:, 0], self.labels[:, 1])
@@ -96,8 +120,9 @@ class StudyImages(Dataset):
         return self.labels[:, 0]
 
     def _extra(self, index: int) -> np.ndarray:
-        image = self.extra[index]
-        return image if isinstance(image, np.ndarray) else decode_grayscale(io.BytesIO(image))
+        if isinstance(self.extra, np.ndarray):
+            return self.extra[index]
+        return decode_grayscale(io.BytesIO(self.extra[index]))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         n = len(self.paths)
@@ -246,9 +271,9 @@ class ClassifierDataModule(L.LightningDataModule):
 
     def _counterfactuals(
         self, records: pd.DataFrame
-    ) -> tuple[list[np.ndarray | bytes], np.ndarray]:
+    ) -> tuple[PackedBytes | np.ndarray, np.ndarray]:
         """The usable counterfactuals of the run folders whose source is one of the training
-        ``records`` (PNG bytes), or their ground truth (arrays), and labels (y, a, the 14
+        ``records`` (PNG bytes), or their ground truth (one array), and labels (y, a, the 14
         findings' codes after the edit). Every DDP rank reads every shard: the distributed
         sampler divides the whole training set.
 
@@ -292,7 +317,9 @@ class ClassifierDataModule(L.LightningDataModule):
                 f"{where} counterfactuals have their source outside the training records "
                 "(another split, or left out of the study's subset): left out"
             )
-        return images, np.asarray(labels, dtype=np.int64).reshape(-1, 2 + len(FINDINGS))
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1, 2 + len(FINDINGS))
+        arrays = self.counterfactual_images == "ground_truth" and images
+        return (np.stack(images) if arrays else PackedBytes(images)), labels
 
     def setup(self, stage: str) -> None:
         if self.test_pairs:  # checked before a fit, not after it

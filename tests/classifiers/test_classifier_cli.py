@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from classifiers.cli import main
-from classifiers.data import ClassifierDataModule
+from classifiers.data import ClassifierDataModule, PackedBytes
 from prism_aug.augment.data import AugmentDataModule
 from prism_aug.augment.reader import read_augmented
 from prism_aug.augment.shards import ShardSink
@@ -92,7 +92,7 @@ def test_every_ddp_rank_holds_every_counterfactual_as_png_bytes(synthcxr, tmp_pa
     data.setup("fit")
     train = data.datasets["train"]
     real = len(train) - 6
-    assert all(isinstance(image, bytes) for image in train.extra)  # what the shards hold
+    assert isinstance(train.extra, PackedBytes)  # the PNG bytes the shards hold, one buffer
     decoded = [train[real + i]["image"] for i in range(6)]  # 9 * i everywhere, in [-1, 1]
     expected = [torch.full((1, 32, 32), 9 * i / 255 * 2 - 1) for i in range(6)]
     assert all(torch.allclose(d, e) for d, e in zip(decoded, expected, strict=True))
@@ -195,3 +195,13 @@ def test_the_multilabel_task_logs_each_findings_auroc(synthcxr, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "test/auroc_Cardiomegaly" in printed and "test/mean_auroc" in printed
     assert "test/worst_group_acc" in printed  # the study's target column still judged
+
+
+def test_packed_bytes_return_each_item_from_one_buffer() -> None:
+    items = [b"\x89PNG one", b"", bytes(range(256)), b"last"]
+    packed = PackedBytes(items)
+    assert len(packed) == 4 and list(packed) == items  # iteration stops at the end
+    assert packed[-1] == b"last"
+    assert packed.buffer.nbytes == sum(map(len, items))  # one allocation, no per-item objects
+    with pytest.raises(IndexError, match="index 4 out of range for 4 items"):
+        packed[4]
