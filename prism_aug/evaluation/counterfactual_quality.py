@@ -115,6 +115,17 @@ def mask_blend(sources: np.ndarray, counterfactuals: np.ndarray, masks: np.ndarr
     return np.where(masks, counterfactuals, sources)
 
 
+def distances(outputs: np.ndarray, references: np.ndarray) -> dict[str, float]:
+    """PSNR (pooled over the set), mean SSIM and mean L1 of outputs to references, over every
+    pixel."""
+    everywhere = np.ones(references.shape, dtype=bool)
+    return {
+        "psnr": masked_psnr(outputs, references, everywhere),
+        "ssim": float(masked_ssim(outputs, references, everywhere).mean()),
+        "l1": float(np.abs(outputs.astype(np.float64) - references).mean()),
+    }
+
+
 def _mean(values: np.ndarray) -> float:
     """Mean over the images where the metric is defined (not NaN); inf stays inf."""
     defined = np.asarray(values, dtype=np.float64)
@@ -146,9 +157,7 @@ def edit_metrics(
         "others_unchanged": float(kept.mean()),
         "psnr_outside": masked_psnr(cf, e.sources, outside),
         "ssim_outside": _mean(masked_ssim(cf, e.sources, outside)),
-        "psnr_to_truth": masked_psnr(cf, gt, np.ones_like(e.masks)),
-        "ssim_to_truth": _mean(masked_ssim(cf, gt, np.ones_like(e.masks))),
-        "l1_to_truth": float(np.abs(cf.astype(np.float64) - gt).mean()),
+        **{f"{name}_to_truth": value for name, value in distances(cf, gt).items()},
     }
     if wanted:
         truth_area = changed_area(gt, e.sources)

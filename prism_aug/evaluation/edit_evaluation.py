@@ -39,9 +39,8 @@ from prism_aug.editing.verifier import Verifier
 from prism_aug.evaluation.counterfactual_quality import (
     EditSet,
     FeatureJudge,
+    distances,
     edit_metrics,
-    masked_psnr,
-    masked_ssim,
     reference_rows,
     summarise,
 )
@@ -214,17 +213,6 @@ def inverse(spec: EditSpec) -> EditSpec:
     return EditSpec("add" if spec.action == "remove" else "remove", spec.attribute)
 
 
-def reconstruction(outputs: np.ndarray, originals: np.ndarray) -> dict[str, float]:
-    """PSNR (pooled over the set), mean SSIM and mean L1 of outputs to the images they
-    should equal, over every pixel."""
-    everywhere = np.ones(originals.shape, dtype=bool)
-    return {
-        "psnr": masked_psnr(outputs, originals, everywhere),
-        "ssim": float(masked_ssim(outputs, originals, everywhere).mean()),
-        "l1": float(np.abs(outputs.astype(np.float64) - originals).mean()),
-    }
-
-
 def soundness(
     method: Method, verifier: Verifier, records: pd.DataFrame, n: int, round_trip: EditSpec
 ) -> dict[str, float]:
@@ -250,12 +238,12 @@ def soundness(
         method, verifier, back_cases, [(target, source) for source, target in prompts]
     )
     metrics = {"null_edit_n": float(len(images)), "null_edit_accepted": null_accepted}
-    metrics |= {f"null_edit_{k}": v for k, v in reconstruction(null, images).items()}
+    metrics |= {f"null_edit_{k}": v for k, v in distances(null, images).items()}
     metrics |= {
         "round_trip_n": float(len(back)),
         "round_trip_accepted": there_accepted * back_accepted,
     }
-    metrics |= {f"round_trip_{k}": v for k, v in reconstruction(back, cases.sources).items()}
+    metrics |= {f"round_trip_{k}": v for k, v in distances(back, cases.sources).items()}
     return metrics
 
 
