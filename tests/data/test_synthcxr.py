@@ -27,6 +27,10 @@ from prism_aug.data.synthcxr import (
 from prism_aug.data.synthcxr.writer import CSV_COLUMNS
 from prism_aug.data.vocabulary import DEVICES, FINDINGS
 
+# Grey levels above the patients' pixel noise, and pixels a finding must change by that much.
+VISIBLE_CHANGE = 6
+VISIBLE_PIXELS = 8
+
 
 def _random_state(patient, seed: int) -> tuple[set[str], set[str]]:
     """Some other findings and devices switched on, so locality is tested in context."""
@@ -76,6 +80,22 @@ def test_flip_changes_pixels_only_inside_the_mask(attribute: str, size: int):
                 f"{action}:{attribute} changed {int((change & ~region).sum())} pixels outside "
                 f"its mask (seed {seed}, {size} px)"
             )
+
+
+def test_every_finding_is_visible_at_64_px():
+    """A label the image does not show is noise to every judge: each finding, alone, must change
+    some pixels by more than the image noise, for every patient (an opacity behind the heart
+    of patient 177 once changed none)."""
+    for finding in SUPPORTED_FINDINGS:
+        seen = []
+        for seed in range(200):
+            patient = sample_patient(seed)
+            without = render(patient, (), (), 64).image.astype(np.int16)
+            change = np.abs(render(patient, (finding,), (), 64).image - without)
+            seen.append(int((change > VISIBLE_CHANGE).sum()))
+        assert min(seen) >= VISIBLE_PIXELS, (
+            f"{finding}: patient {int(np.argmin(seen))} shows it in {min(seen)} pixels"
+        )
 
 
 def test_counterfactual_checks_its_edit():

@@ -37,6 +37,16 @@ AP_HEART_MAGNIFICATION = 1.08
 AP_P = 0.4
 # Pneumothorax: width of the lucent rim at the apex and lateral wall (normalised units).
 PNEUMOTHORAX_RIM_RANGE: tuple[float, float] = (0.08, 0.22)
+# Lung opacity: a patchy haze in one lung zone, its centre relative to the lung (lateral,
+# vertical; 1 is the lung's radius) and its peak attenuation. Centres stay lateral of -0.1:
+# from -0.4, the heart hid patient 177's opacity entirely at 64 px, and 2 of the first 300
+# patients' showed in under 8 pixels. The haze looks like lung texture, so the oracle needs it
+# dense: at 0.35-0.5 it found 58% of the test set's opacities and 12.5% of the faintest fifth
+# (the judge check), at 0.55-0.8 73% and 34% (`make oracle`, 2026-12-07).
+OPACITY_CENTRE_RANGE: tuple[Point, Point] = ((-0.1, 0.5), (-0.4, 0.5))
+OPACITY_DENSITY_RANGE: tuple[float, float] = (0.55, 0.8)
+# Edema: bilateral perihilar haze; the oracle found 80% of the faintest fifth at 0.3-0.42, 91% here.
+EDEMA_DENSITY_RANGE: tuple[float, float] = (0.4, 0.55)
 # Device kit switched on by "Support Devices": 1 or 2 types with these probabilities, types
 # drawn with these weights (in DEVICES order).
 KIT_SIZE_P: tuple[float, float] = (0.6, 0.4)
@@ -188,10 +198,10 @@ def _sample_findings(rng: np.random.Generator) -> FindingSpecs:
         pneumothorax_side=int(rng.choice((-1, 1))),
         pneumothorax_rim=float(u(*PNEUMOTHORAX_RIM_RANGE)),
         opacity_side=int(rng.choice((-1, 1))),
-        opacity_centre=(float(u(-0.4, 0.5)), float(u(-0.4, 0.5))),
+        opacity_centre=(float(u(*OPACITY_CENTRE_RANGE[0])), float(u(*OPACITY_CENTRE_RANGE[1]))),
         opacity_radius=(float(u(0.15, 0.25)), float(u(0.18, 0.3))),
-        opacity_density=float(u(0.35, 0.5)),
-        edema_density=float(u(0.3, 0.42)),
+        opacity_density=float(u(*OPACITY_DENSITY_RANGE)),
+        edema_density=float(u(*EDEMA_DENSITY_RANGE)),
     )
 
 
