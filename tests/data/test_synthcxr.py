@@ -86,11 +86,11 @@ def test_every_finding_is_visible_at_64_px():
     """A label the image does not show is noise to every judge: each finding, alone, must change
     some pixels by more than the image noise, for every patient (an opacity behind the heart
     of patient 177 once changed none)."""
+    patients = [sample_patient(seed) for seed in range(200)]
+    plain = [render(patient, (), (), 64).image.astype(np.int16) for patient in patients]
     for finding in SUPPORTED_FINDINGS:
         seen = []
-        for seed in range(200):
-            patient = sample_patient(seed)
-            without = render(patient, (), (), 64).image.astype(np.int16)
+        for patient, without in zip(patients, plain, strict=True):
             change = np.abs(render(patient, (finding,), (), 64).image - without)
             seen.append(int((change > VISIBLE_CHANGE).sum()))
         assert min(seen) >= VISIBLE_PIXELS, (
