@@ -2,8 +2,8 @@
 
     make train-classifier
     python experiments/classifier_comparison.py --config configs/classifiers/synthcxr.yaml \
-        --counterfactuals outputs/augment/synthcxr_tiny \
-        --null_edits outputs/augment/synthcxr_tiny_null_edit --seeds 0 1 2 --epochs 6 \
+        --counterfactuals outputs/augment/synthcxr_tiny_256 \
+        --null_edits outputs/augment/synthcxr_tiny_null_edit_256 --seeds 0 1 2 --epochs 6 \
         --out experiments/results/table2
 
 Each (method, seed) is one ``prism-classify fit`` with the same backbone, epochs and
@@ -103,9 +103,9 @@ def fit(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> 
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/classifiers/synthcxr.yaml")
-    parser.add_argument("--counterfactuals", default="outputs/augment/synthcxr_tiny")
+    parser.add_argument("--counterfactuals", default="outputs/augment/synthcxr_tiny_256")
     parser.add_argument(
-        "--null_edits", default="outputs/augment/synthcxr_tiny_null_edit", help="the control"
+        "--null_edits", default="outputs/augment/synthcxr_tiny_null_edit_256", help="the control"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=6)
