@@ -33,16 +33,23 @@ def test_rwg_weights_are_inverse_group_sizes():
 
 
 def test_subg_keeps_the_smallest_group_size_of_each_group():
-    kept = list(balancing_sampler(GROUPS, "subg", seed=0))
-    assert sorted(np.bincount(GROUPS[kept], minlength=4).tolist()) == [1, 1, 1, 1]
-    assert len(set(kept)) == len(kept)
-    assert sorted(kept) == sorted(balancing_sampler(GROUPS, "subg", seed=0))  # seeded
+    sampler = balancing_sampler(GROUPS, "subg", seed=0)
+    epoch = list(sampler)
+    kept = sorted(set(epoch))
+    assert np.bincount(GROUPS[kept], minlength=4).tolist() == [1, 1, 1, 1]
+    # As many draws as ERM's epoch: three whole shuffled passes over the 4 kept samples.
+    assert len(sampler) == len(epoch) == len(GROUPS)
+    assert all(sorted(epoch[i : i + 4]) == kept for i in range(0, 12, 4))
+    assert sorted(set(sampler)) == kept  # the same subset every epoch
+    assert epoch == list(balancing_sampler(GROUPS, "subg", seed=0))  # seeded
 
 
 def test_suby_and_rwy_balance_classes():
     y = GROUPS // 2  # 8 negatives, 4 positives
-    kept = list(balancing_sampler(y, "suby", seed=0))
+    epoch = list(balancing_sampler(y, "suby", seed=0))
+    kept = sorted(set(epoch))
     assert np.bincount(y[kept]).tolist() == [4, 4]
+    assert len(epoch) == len(y) and np.bincount(epoch).max() == 2  # 12 draws: 1.5 passes
     np.testing.assert_allclose(balancing_sampler(y, "rwy", 0).weights.numpy(),
                                np.where(y == 1, 1 / 4, 1 / 8))  # fmt: skip
     assert balancing_sampler(y, "none", 0) is None
