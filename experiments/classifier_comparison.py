@@ -8,10 +8,12 @@
 
 Each (method, seed) is one ``prism-classify fit`` with the same backbone, epochs and
 selection (the config's: validation worst-group accuracy), then a test of the selected
-checkpoint. Rows go to ``results.csv`` as they finish, each with a fingerprint of its
-inputs (the config, the epochs and the shards of both augmentation runs); a rerun skips the
-rows made from the same inputs and runs the others again. ``table2.md`` gives the mean and
-s.d. over seeds, ``table2.png`` the worst-group accuracy per method.
+checkpoint. Every sampler draws the training set's size an epoch, so subsampling does not
+cut the steps. Rows go to ``results.csv`` as they finish, each with a fingerprint of its
+inputs (the config, the epochs, the shards of both augmentation runs, and the code: this
+script and the ``classifiers`` package); a rerun skips the rows made from the same inputs
+and runs the others again. ``table2.md`` gives the mean and s.d. over seeds, ``table2.png``
+the worst-group accuracy per method.
 
 Methods: ERM; SUBY, RWY, SUBG, RWG (samplers); GroupDRO; JTT (1 epoch of ERM, then the error
 set upweighted 20x); DFR (the ERM run's checkpoint, last layer refit for 12 epochs on
@@ -32,10 +34,12 @@ from pathlib import Path
 
 import pandas as pd
 
+import classifiers
 from classifiers.cli import main as classify
 from classifiers.report import append_result, load_results, summarise, test_metrics
 
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
+CODE = [Path(__file__), *sorted(Path(classifiers.__file__).parent.glob("*.py"))]
 
 
 def method_arguments(
@@ -80,10 +84,15 @@ def method_arguments(
     }
 
 
-def inputs_fingerprint(config: str, epochs: int, augment_runs: Sequence[str]) -> str:
-    """What the rows of one invocation are computed from: the config file, the epochs and
-    the shards (their checksums in each run's manifest; an absent run counts as absent)."""
+def inputs_fingerprint(
+    config: str, epochs: int, augment_runs: Sequence[str], code: Sequence[Path] = CODE
+) -> str:
+    """What the rows of one invocation are computed from: the config file, the epochs, the
+    shards (their checksums in each run's manifest; an absent run counts as absent) and the
+    code that trains and scores the methods (a changed sampler or method argument)."""
     digest = hashlib.sha256(Path(config).read_bytes() + str(epochs).encode())
+    for source in code:
+        digest.update(Path(source).read_bytes())
     for run in augment_runs:
         manifest = Path(run) / "manifest.json"
         shards = json.loads(manifest.read_text())["shards"] if manifest.is_file() else None

@@ -1,4 +1,4 @@
-"""Table 2's runner reuses a finished row only when it was made from the same inputs."""
+"""Table 2's runner reuses a finished row only when it was made from the same inputs and code."""
 
 from __future__ import annotations
 
@@ -31,3 +31,14 @@ def test_fingerprint_follows_config_epochs_and_shards(tmp_path) -> None:
     other = comparison.inputs_fingerprint(str(config), 6, [cf, null])
     config.write_text("model: {lr: 1}\n")
     assert comparison.inputs_fingerprint(str(config), 6, [cf, null]) != other
+
+
+def test_fingerprint_follows_the_code(tmp_path) -> None:
+    config, source = tmp_path / "config.yaml", tmp_path / "data.py"
+    config.write_text("model: {}\n")
+    source.write_text("SAMPLER = 'once'\n")
+    first = comparison.inputs_fingerprint(str(config), 6, [], code=[source])
+    source.write_text("SAMPLER = 'cycled'\n")
+    assert comparison.inputs_fingerprint(str(config), 6, [], code=[source]) != first
+    assert str(SCRIPT) in map(str, comparison.CODE)
+    assert any(path.name == "data.py" for path in comparison.CODE)  # classifiers/data.py
