@@ -30,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import (
     DataLoader,
     Dataset,
+    RandomSampler,
     Sampler,
     WeightedRandomSampler,
 )
@@ -180,20 +181,18 @@ class CycledSubset(Sampler[int]):
     def __init__(self, kept: np.ndarray, length: int, seed: int) -> None:
         if len(kept) == 0:
             raise ValueError("CycledSubset needs at least one kept index")
-        self.kept = torch.from_numpy(np.asarray(kept, dtype=np.int64))
-        self.length = length
-        self.generator = torch.Generator().manual_seed(seed)
+        self.kept = np.asarray(kept, dtype=np.int64)
+        # Without replacement and longer than its source, RandomSampler makes exactly these
+        # passes: positions into ``kept``, each pass a fresh permutation.
+        self.positions = RandomSampler(
+            range(len(kept)), num_samples=length, generator=torch.Generator().manual_seed(seed)
+        )
 
     def __len__(self) -> int:
-        return self.length
+        return len(self.positions)
 
     def __iter__(self) -> Iterator[int]:
-        passes = -(-self.length // len(self.kept))  # ceil
-        shuffled = [
-            self.kept[torch.randperm(len(self.kept), generator=self.generator)]
-            for _ in range(passes)
-        ]
-        return iter(torch.cat(shuffled)[: self.length].tolist())
+        return iter(self.kept[list(self.positions)].tolist())
 
 
 class ClassifierDataModule(L.LightningDataModule):
