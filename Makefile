@@ -76,8 +76,9 @@ finetune-quality: $(TINY_MODEL) $(ORACLE)
 # The main job: SynthCXR, the tiny model and the oracle (each made only when missing), then
 # counterfactuals that balance effusion x support devices, written into webdataset shards.
 # Rerunning resumes a killed run; with everything present it finishes in seconds.
+AUGMENT := $(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml
 augment: $(TINY_MODEL) $(ORACLE)
-	$(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml
+	$(AUGMENT)
 
 # Table 2: every robustness method on SynthCXR's default study, 3 seeds. Its counterfactuals
 # fill each minority group by TABLE2_PER_GROUP jobs, not by make augment's 32: at 32 neither
@@ -87,10 +88,8 @@ TABLE2_PER_GROUP ?= 256
 TABLE2_CFS := outputs/augment/synthcxr_tiny_$(TABLE2_PER_GROUP)
 NULL_EDITS := outputs/augment/synthcxr_tiny_null_edit_$(TABLE2_PER_GROUP)
 train-classifier: $(TINY_MODEL) $(ORACLE)
-	$(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml \
-		--data.plan.max_per_group=$(TABLE2_PER_GROUP) --data.out=$(TABLE2_CFS)
-	$(BIN)/prism-aug augment --config configs/augment/synthcxr_tiny.yaml \
-		--data.plan.max_per_group=$(TABLE2_PER_GROUP) --data.plan.policy=null-edit \
+	$(AUGMENT) --data.plan.max_per_group=$(TABLE2_PER_GROUP) --data.out=$(TABLE2_CFS)
+	$(AUGMENT) --data.plan.max_per_group=$(TABLE2_PER_GROUP) --data.plan.policy=null-edit \
 		--data.out=$(NULL_EDITS)
 	$(BIN)/python experiments/classifier_comparison.py --out experiments/results/table2 \
 		--counterfactuals $(TABLE2_CFS) --null_edits $(NULL_EDITS)
