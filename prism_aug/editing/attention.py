@@ -32,7 +32,7 @@ other layer and step runs SDPA.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -324,6 +324,12 @@ def edit_branches(
     """
     k, length = len(self_replace), token_map.matrix.shape[0]
     n = k + 1
+    if token_map.is_identity:
+        # A null edit: its targets read the source's prompt, so they compute what the source
+        # computes, controlled or not. Left uncontrolled (every token its own map, nothing
+        # injected) they are the source's twins at every step, and only the source runs.
+        token_map = replace(token_map, own=torch.ones(length))
+        cross_replace, self_replace = 0.0, [0.0] * k
 
     def stack(source_row: torch.Tensor, target_row: torch.Tensor) -> torch.Tensor:
         return torch.stack([source_row, *[target_row] * k])

@@ -41,6 +41,13 @@ class TokenMap:
     source_edited: torch.Tensor
     target_edited: torch.Tensor
 
+    @property
+    def is_identity(self) -> bool:
+        """Whether the target is the source token for token (a null edit), so that giving
+        it the source's attention changes nothing."""
+        edited = self.own.any() or self.source_edited.any() or self.target_edited.any()
+        return not edited and torch.equal(self.matrix, torch.eye(len(self.own)))
+
 
 def _ids(tokenizer: CLIPTokenizer, prompt: str) -> list[int]:
     """Token ids padded to the model length (BOS, words, EOS, padding), as the encoder sees."""

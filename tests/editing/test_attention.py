@@ -198,6 +198,16 @@ def test_candidates_run_as_one_branch_until_their_injection_ends() -> None:
     assert all(len(p.rows) == 8 for p in other_text)
 
 
+def test_a_null_edit_runs_only_its_source_at_every_step() -> None:
+    zeros = torch.zeros(L)
+    same = TokenMap(torch.eye(L), zeros, zeros, zeros)  # the target prompt is the source's
+    assert same.is_identity and not _branches(0, 0)[1].is_identity
+    edit = edit_branches(same, steps=10, cross_replace=0.8, self_replace=[0.4, 0.8], reweight=2)
+    plan = BranchControl.cat([edit, edit]).distinct_rows(10, [0, 0, 0, 1, 1, 1])
+    assert all(p.rows.tolist() == [0, 3] for p in plan)
+    assert plan[0].rows[plan[0].expand].tolist() == [0, 0, 0, 3, 3, 3]
+
+
 def test_twins_record_their_representatives_blend_maps() -> None:
     _, tmap = _branches(cross_steps=0, self_steps=0)
     edit = edit_branches(tmap, steps=10, cross_replace=0.8, self_replace=[0.4, 0.8], reweight=2)

@@ -10,7 +10,7 @@ from diffusers import DDIMScheduler
 from prism_aug.data.prompts import EditSpec, edit_prompts
 from prism_aug.diffusion.codec import decode_latents, encode_images, encode_prompts
 from prism_aug.editing.denoiser import GuidedDenoiser
-from prism_aug.editing.editor import Editor, EditorSettings
+from prism_aug.editing.editor import EditedBatch, Editor, EditorSettings
 from prism_aug.editing.inversion import NullTextSettings, invert, null_text_optimisation
 
 FAST = {"steps": 6, "self_replace": (0.4, 0.8)}
@@ -25,6 +25,22 @@ def _edit(model, images, prompts=REMOVE_DEVICES, **settings):
     editor = Editor(model, EditorSettings(**{**FAST, **settings}))
     b = len(images)
     return editor.edit(images, [prompts[0]] * b, [prompts[1]] * b)
+
+
+def _edit_counting_unet_rows(model, images, **edit) -> tuple[EditedBatch, list[int]]:
+    """An edit, and the batch size of each of its UNet calls."""
+    rows = []
+    forward = model.unet.forward
+
+    def counting(latents, *args, **kwargs):
+        rows.append(len(latents))
+        return forward(latents, *args, **kwargs)
+
+    model.unet.forward = counting
+    try:
+        return _edit(model, images, **edit), rows
+    finally:
+        model.unet.forward = forward
 
 
 @torch.no_grad()
@@ -193,18 +209,7 @@ def test_same_inputs_give_the_same_bytes_and_batching_changes_nothing(small_mode
 
 def test_candidates_share_the_unet_until_they_part_and_come_out_the_same(small_model, radiographs):
     sweep = {"steps": 10, "self_replace": (0.4, 0.6, 0.8)}
-    rows = []
-    forward = small_model.unet.forward
-
-    def counting(latents, *args, **kwargs):
-        rows.append(len(latents))
-        return forward(latents, *args, **kwargs)
-
-    small_model.unet.forward = counting
-    try:
-        together = _edit(small_model, radiographs, **sweep)
-    finally:
-        small_model.unet.forward = forward
+    together, rows = _edit_counting_unet_rows(small_model, radiographs, **sweep)
     b = len(radiographs)
     # inversion: 10 x B; edit: 2 x B x (10 source + 4 x 1 + 2 x 2 + 4 x 3 targets), not 2 x 40
     assert sum(rows) == b * (10 + 2 * 30)
@@ -214,6 +219,13 @@ def test_candidates_share_the_unet_until_they_part_and_come_out_the_same(small_m
     ]
     difference = together.candidates.astype(int) - np.stack(apart, axis=1).astype(int)
     assert np.abs(difference).max() <= 1
+
+
+def test_a_null_edit_runs_the_unet_for_its_source_alone(small_model, radiographs):
+    same = (REMOVE_DEVICES[0],) * 2
+    out, rows = _edit_counting_unet_rows(small_model, radiographs, prompts=same, steps=10)
+    assert sum(rows) == len(radiographs) * (10 + 2 * 10)  # inversion, then the source's CFG
+    assert (out.candidates == out.candidates[:, :1]).all()  # every candidate is the source's
 
 
 def test_the_blend_follows_each_step_from_p2ps_start(small_model, radiographs, monkeypatch):
