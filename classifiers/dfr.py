@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from classifiers.module import ERM, checkpoint_network
 
 
@@ -37,8 +35,3 @@ class DFR(ERM):
         super().train(mode)
         self.network.eval()
         return self
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self.head.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )

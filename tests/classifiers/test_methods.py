@@ -139,6 +139,18 @@ def test_dfr_retrains_only_the_head_of_the_base_model(tmp_path):
     assert optimised == {id(p) for p in dfr.head.parameters()}
 
 
+def test_channels_last_changes_the_layout_not_the_logits():
+    plain, nhwc = ERM(), ERM(channels_last=True)
+    nhwc.load_state_dict(plain.state_dict())
+
+    def nhwc_weights(model: ERM) -> bool:  # not the stem's: with one channel it is both
+        return model.network.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+    assert nhwc_weights(nhwc) and not nhwc_weights(plain)
+    images = torch.randn(2, 1, 32, 32)
+    torch.testing.assert_close(nhwc.eval()(images), plain.eval()(images))
+
+
 def test_the_multilabel_loss_leaves_masked_findings_out():
     model = ERM(findings=["Cardiomegaly", "Pleural Effusion", "Edema"], target="Pleural Effusion")
     assert model.network.get_classifier().out_features == 3 and model.target_column == 1
