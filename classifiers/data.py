@@ -8,11 +8,12 @@ codes ``(B, 14)`` (1, 0, or -1 where the label policy masked them) for the multi
 task. Counterfactual shards (``prism-aug augment``) join the training set with their
 edited labels and groups.
 
-Samplers (``sampling``): "none" (ERM), "suby" / "subg" (subsample every class / group to the
-smallest once, seeded), "rwy" / "rwg" (draw with replacement, weight 1 / size of the class /
-group). Every sampler draws as many samples an epoch as the training set holds, so that each
-method makes as many optimizer steps as ERM: the subsamples are cycled through, reshuffled on
-each pass. Lightning wraps any of them for DDP.
+Samplers (``sampling``): "none" (ERM: a shuffle), "suby" / "subg" (subsample every class /
+group to the smallest once), "rwy" / "rwg" (draw with replacement, weight 1 / size of the
+class / group), all seeded. Every sampler draws as many samples an epoch as the real training
+set holds, so that each method makes as many optimizer steps as ERM on real images alone: the
+subsamples are cycled through, reshuffled on each pass, and where counterfactuals join, each
+epoch is a fresh random part of the larger set. Lightning wraps any of them for DDP.
 """
 
 from __future__ import annotations
@@ -146,16 +147,20 @@ class StudyImages(Dataset):
         return item
 
 
-def balancing_sampler(labels: np.ndarray, how: str, seed: int) -> Sampler | None:
-    """The sampler of ``how`` over per-sample class or group ids ``labels`` (see module)."""
-    if how == "none":
-        return None
+def balancing_sampler(
+    labels: np.ndarray, how: str, seed: int, length: int | None = None
+) -> Sampler[int]:
+    """The sampler of ``how`` over per-sample class or group ids ``labels`` (see module),
+    drawing ``length`` samples an epoch (default: one per sample)."""
+    length = len(labels) if length is None else length
+    generator = torch.Generator().manual_seed(seed)
+    if how == "none":  # a fresh permutation an epoch, cut to length
+        return RandomSampler(range(len(labels)), num_samples=length, generator=generator)
     counts = np.bincount(labels, minlength=labels.max() + 1)
     if how.startswith("rw"):
         weights = 1.0 / counts[labels]
-        generator = torch.Generator().manual_seed(seed)
         return WeightedRandomSampler(
-            torch.from_numpy(weights), len(labels), replacement=True, generator=generator
+            torch.from_numpy(weights), length, replacement=True, generator=generator
         )
     rng = np.random.default_rng(seed)
     smallest = counts[counts > 0].min()
@@ -165,7 +170,7 @@ def balancing_sampler(labels: np.ndarray, how: str, seed: int) -> Sampler | None
             for c in np.flatnonzero(counts)
         ]
     )
-    return CycledSubset(np.sort(kept), len(labels), seed)
+    return CycledSubset(np.sort(kept), length, seed)
 
 
 class CycledSubset(Sampler[int]):
@@ -207,7 +212,7 @@ class ClassifierDataModule(L.LightningDataModule):
         sampling: "none", "suby", "subg", "rwy" or "rwg".
         image_size: side the images are resized to.
         batch_size, num_workers: the loaders'.
-        seed: the subsampling and reweighting draws.
+        seed: the samplers' draws (shuffles, subsamples, reweighted draws).
         study_seed: the draw of the study's subset (``correlation``), fixed across the
             seeds a comparison trains with; an augment run that plans on this study's
             training records uses the same one.
@@ -367,12 +372,11 @@ class ClassifierDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         train = self.datasets["train"]
         ids = train.y if self.sampling.endswith("y") else train.groups
-        sampler = balancing_sampler(ids, self.sampling, self.seed)
+        sampler = balancing_sampler(ids, self.sampling, self.seed, length=len(train.paths))
         return DataLoader(
             train,
             batch_size=self.batch_size,
             sampler=sampler,
-            shuffle=sampler is None,
             num_workers=self.num_workers,
             drop_last=False,
         )

@@ -6,10 +6,10 @@
         --null_edits outputs/augment/synthcxr_tiny_null_edit_256 --seeds 0 1 2 --epochs 6 \
         --out experiments/results/table2
 
-Each (method, seed) is one ``prism-classify fit`` with the same backbone, epochs and
-selection (the config's: validation worst-group accuracy), then a test of the selected
-checkpoint. Every sampler draws the training set's size an epoch, so subsampling does not
-cut the steps. Rows go to ``results.csv`` as they finish, each with a fingerprint of its
+Each (method, seed) is one ``prism-classify fit`` with the same backbone, optimizer steps
+and selection (the config's: validation worst-group accuracy), then a test of the selected
+checkpoint. Every sampler draws the real training set's size an epoch, so neither
+subsampling nor added counterfactuals change the steps. Rows go to ``results.csv`` as they finish, each with a fingerprint of its
 inputs (the config, the epochs, the shards of both augmentation runs, and the code: this
 script and the ``classifiers`` package); a rerun skips the rows made from the same inputs
 and runs the others again. ``table2.md`` gives the mean and s.d. over seeds, ``table2.png``

@@ -50,6 +50,11 @@ def test_counterfactuals_join_the_training_set_with_their_groups(synthcxr, tmp_p
     assert item["image"].shape == (1, 32, 32) and item["group"] == 2 and item["y"] == 1
     assert item["image"].min() >= -1.0 and item["image"].max() <= 1.0
     assert data.group_sizes().sum() == len(train)
+    # The counterfactuals add no steps: an epoch draws the real set's size, from all of it.
+    sampler = data.train_dataloader().sampler
+    epochs = [list(sampler) for _ in range(3)]
+    assert all(len(e) == len(set(e)) == real for e in epochs)
+    assert max(max(e) for e in epochs) >= real and epochs[0] != epochs[1]
 
     truth = ClassifierDataModule(
         train_csv=synthcxr / "train.csv", val_csv=synthcxr / "valid.csv",

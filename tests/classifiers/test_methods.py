@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from classifiers.data import balancing_sampler
+from classifiers.data import SAMPLINGS, balancing_sampler
 from classifiers.dfr import DFR
 from classifiers.group_dro import GroupDRO, group_mean_losses
 from classifiers.jtt import JTT, misclassified
@@ -52,7 +52,15 @@ def test_suby_and_rwy_balance_classes():
     assert len(epoch) == len(y) and np.bincount(epoch).max() == 2  # 12 draws: 1.5 passes
     np.testing.assert_allclose(balancing_sampler(y, "rwy", 0).weights.numpy(),
                                np.where(y == 1, 1 / 4, 1 / 8))  # fmt: skip
-    assert balancing_sampler(y, "none", 0) is None
+    shuffle = balancing_sampler(y, "none", 0)
+    assert sorted(shuffle) == list(range(len(y))) and list(shuffle) != list(shuffle)
+    assert list(balancing_sampler(y, "none", 0)) == list(balancing_sampler(y, "none", 0))
+
+
+def test_every_sampler_draws_the_given_length_an_epoch():
+    for how in SAMPLINGS:
+        assert len(list(balancing_sampler(GROUPS, how, seed=0, length=7))) == 7, how
+    assert len(set(balancing_sampler(GROUPS, "none", seed=0, length=7))) == 7  # no repeats
 
 
 def test_group_dro_step_matches_its_definition():
