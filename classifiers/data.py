@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +90,9 @@ class PackedBytes:
 
 
 class StudyImages(Dataset):
-    """Record images (read from disk per item) followed by counterfactuals held in memory,
-    as PNG bytes in one buffer (decoded per item, the form they have in the shards) or as
-    one array ``(N, H, W)``.
+    """Record images (read from disk per item, or once with ``cache``) followed by
+    counterfactuals held in memory, as PNG bytes in one buffer (decoded per item, the form
+    they have in the shards) or as one array ``(N, H, W)``.
 
     ``labels`` is ``(N, 2 + 14)``: y, a, then the 14 findings' codes (1, 0, or -1 where the
     label policy masked them), which items carry as ``findings`` for the multi-label task.
@@ -109,8 +110,10 @@ class StudyImages(Dataset):
         extra_images: PackedBytes | np.ndarray | None = None,
         extra_labels: np.ndarray | None = None,
         pairs: tuple[list[dict[str, Any]], str] | None = None,
+        cache: bool = False,
     ) -> None:
         self.root, self.paths, self.size, self.pairs = root, paths, size, pairs
+        self.cache: dict[int, np.ndarray] | None = {} if cache else None
         self.extra = PackedBytes([]) if extra_images is None else extra_images
         extras = np.zeros((0, labels.shape[1]), np.int64) if extra_labels is None else extra_labels
         self.labels = np.concatenate([labels, extras]).astype(np.int64)
@@ -123,6 +126,13 @@ class StudyImages(Dataset):
     def y(self) -> np.ndarray:
         return self.labels[:, 0]
 
+    def _record(self, index: int) -> np.ndarray:
+        if self.cache is None:
+            return load_image(self.root, self.paths[index])
+        if index not in self.cache:
+            self.cache[index] = load_image(self.root, self.paths[index])
+        return self.cache[index]
+
     def _extra(self, index: int) -> np.ndarray:
         if isinstance(self.extra, np.ndarray):
             return self.extra[index]
@@ -130,7 +140,7 @@ class StudyImages(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         n = len(self.paths)
-        image = load_image(self.root, self.paths[index]) if index < n else self._extra(index - n)
+        image = self._record(index) if index < n else self._extra(index - n)
         y, a = self.labels[index, :2]
         item = {
             "index": index,
@@ -212,6 +222,8 @@ class ClassifierDataModule(L.LightningDataModule):
         sampling: "none", "suby", "subg", "rwy" or "rwg".
         image_size: side the images are resized to.
         batch_size, num_workers: the loaders'.
+        cache_images: keep each decoded record image in memory after its first epoch (in
+            each worker): a few MB for SynthCXR at 64 px, tens of GB for CheXpert.
         seed: the samplers' draws (shuffles, subsamples, reweighted draws).
         study_seed: the draw of the study's subset (``correlation``), fixed across the
             seeds a comparison trains with; an augment run that plans on this study's
@@ -241,6 +253,7 @@ class ClassifierDataModule(L.LightningDataModule):
         image_size: int = 64,
         batch_size: int = 64,
         num_workers: int = 0,
+        cache_images: bool = False,
         seed: int = 0,
         study_seed: int = 0,
         counterfactual_images: str = "generated",
@@ -261,6 +274,7 @@ class ClassifierDataModule(L.LightningDataModule):
         self.counterfactuals = list(counterfactuals or [])
         self.sampling, self.image_size = sampling, image_size
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.cache_images = cache_images
         self.held_out_training = held_out_training
         self.counterfactual_images, self.test_pairs = counterfactual_images, test_pairs
         self.split_by_patient, self.correlation = split_by_patient, correlation
@@ -282,13 +296,12 @@ class ClassifierDataModule(L.LightningDataModule):
         labels = np.concatenate([np.stack([y[eligible], a[eligible]], axis=1), codes], axis=1)
         paths = records["path"].to_numpy()[eligible].tolist()
         root = records.attrs["root"]
+        images = partial(StudyImages, root, paths, labels, self.image_size, cache=self.cache_images)
         if split == "test" and self.test_pairs:
-            rows = records[eligible].to_dict("records")
-            return StudyImages(root, paths, labels, self.image_size, pairs=(rows, self.attribute))
+            return images(pairs=(records[eligible].to_dict("records"), self.attribute))
         if split != "train" or not self.counterfactuals:
-            return StudyImages(root, paths, labels, self.image_size)
-        images, extra = self._counterfactuals(records[eligible])
-        return StudyImages(root, paths, labels, self.image_size, images, extra)
+            return images()
+        return images(*self._counterfactuals(records[eligible]))
 
     def _records(self, split: str) -> pd.DataFrame:
         """A split's frontal records after the label policy, made into the study's subset."""

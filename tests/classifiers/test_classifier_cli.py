@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+import classifiers.data
 from classifiers.cli import main
 from classifiers.data import ClassifierDataModule, PackedBytes
 from prism_aug.augment.data import AugmentDataModule
@@ -119,6 +120,20 @@ def test_test_pairs_flip_only_the_attribute(synthcxr):
     )  # fmt: skip
     with pytest.raises(ValueError, match="test_pairs needs SynthCXR records"):
         real.setup("fit")
+
+
+def test_cached_record_images_are_read_once_and_stay_the_same(synthcxr, monkeypatch):
+    reads = []
+    load = classifiers.data.load_image
+    monkeypatch.setattr(classifiers.data, "load_image", lambda *a: reads.append(a) or load(*a))
+    data = ClassifierDataModule(train_csv=synthcxr / "train.csv", val_csv=synthcxr / "valid.csv",
+                                image_size=32, cache_images=True)  # fmt: skip
+    data.setup("fit")
+    train = data.datasets["train"]
+    first = [train[i]["image"] for i in range(len(train))]
+    again = [train[i]["image"] for i in range(len(train))]
+    assert len(reads) == len(train) == len({path for _, path in reads})
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
 
 
 def test_fit_then_test_the_selected_checkpoint(synthcxr, tmp_path, capsys):
