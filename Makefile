@@ -10,7 +10,7 @@ SYNTHCXR_CONFIG := configs/data/synthcxr.yaml
 RENDERER := $(wildcard prism_aug/data/synthcxr/*.py)
 
 .PHONY: install test lint format data augment bench bench-editor calibrate finetune \
-	finetune-quality oracle table1 bench-augment train-classifier tables clean
+	finetune-quality oracle table1 bench-augment bench-classifier train-classifier tables clean
 
 install: $(VENV)/.installed
 
@@ -116,6 +116,9 @@ bench-editor: $(TINY_MODEL)
 
 bench-augment: $(TINY_MODEL) $(ORACLE)
 	$(BIN)/python benchmarks/bench_augment.py
+
+bench-classifier: install
+	$(BIN)/python benchmarks/bench_classifier.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_synthcxr.py
