@@ -9,11 +9,11 @@
 Each (method, seed) is one ``prism-classify fit`` with the same backbone, optimizer steps
 and selection (the config's: validation worst-group accuracy), then a test of the selected
 checkpoint. Every sampler draws the real training set's size an epoch, so neither
-subsampling nor added counterfactuals change the steps. Rows go to ``results.csv`` as they finish, each with a fingerprint of its
-inputs (the config, the epochs, the shards of both augmentation runs, and the code: this
-script and the ``classifiers`` package); a rerun skips the rows made from the same inputs
-and runs the others again. ``table2.md`` gives the mean and s.d. over seeds, ``table2.png``
-the worst-group accuracy per method.
+subsampling nor added counterfactuals change the steps. Rows go to ``results.csv`` as they
+finish, each with a fingerprint of its inputs (the config, the epochs, the shards of both
+augmentation runs, and the code: this script and the ``classifiers`` package); a rerun
+skips the rows made from the same inputs and runs the others again. ``table2.md`` gives
+the mean and s.d. over seeds, ``table2.png`` the worst-group accuracy per method.
 
 Methods: ERM; SUBY, RWY, SUBG, RWG (samplers); GroupDRO; JTT (1 epoch of ERM, then the error
 set upweighted 20x); DFR (the ERM run's checkpoint, last layer refit for 12 epochs on
