@@ -14,37 +14,12 @@ its fastest, so neither pays the other's warm-up. Compare rows of one table only
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from training_steps import seconds_per_step
 
 from classifiers.module import ERM
 from prism_aug.precision import fast_autocast
-
-
-def seconds_per_step(
-    module: ERM, optimizer: torch.optim.Optimizer, batches: list[dict], bf16: bool
-) -> float:
-    """Seconds per training step over ``batches`` (after one warm-up step)."""
-    module.log = lambda *args, **kwargs: None  # no trainer attached
-    device_type = module.device.type
-
-    def step(batch: dict) -> None:
-        with torch.autocast(device_type, torch.bfloat16, enabled=bf16):
-            loss = module.training_step(batch, 0)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step(batches[0])
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for batch in batches[1:]:
-        step(batch)
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / (len(batches) - 1)
 
 
 def rows(model_name: str, size: int, batch_size: int, steps: int, device: str) -> list[tuple]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from training_steps import seconds_per_step
 
 from prism_aug.diffusion.data import CXRDataModule
 from prism_aug.diffusion.finetune import DiffusionFineTuner
@@ -35,27 +36,9 @@ MODEL_SETTINGS = ("model", "preset_overrides", "attention", "train_text_encoder"
 def _train_steps(
     module: DiffusionFineTuner, batches: list[dict], bf16: bool, **adamw: object
 ) -> float:
-    """Seconds per step over ``batches`` (after one warm-up step)."""
-    module.log = lambda *args, **kwargs: None  # no trainer attached
+    """Seconds per step over ``batches`` with a fresh AdamW (after one warm-up step)."""
     optimizer = torch.optim.AdamW(module.trained_parameters(), lr=1e-4, **adamw)
-    device_type = module.unet.device.type
-
-    def step(batch: dict) -> None:
-        with torch.autocast(device_type, torch.bfloat16, enabled=bf16):
-            loss = module.training_step(batch, 0)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step(batches[0])
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for batch in batches[1:]:
-        step(batch)
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / (len(batches) - 1)
+    return seconds_per_step(module, optimizer, batches, bf16)
 
 
 def tiny_rows(data: Path, vae: str | None, steps: int, batch_size: int) -> list[tuple[str, float]]:
