@@ -163,12 +163,14 @@ def balancing_sampler(
     """The sampler of ``how`` over per-sample class or group ids ``labels`` (see module),
     drawing ``length`` samples an epoch (default: one per sample)."""
     length = len(labels) if length is None else length
-    generator = torch.Generator().manual_seed(seed)
-    if how == "none":  # a fresh permutation an epoch, cut to length
-        return RandomSampler(range(len(labels)), num_samples=length, generator=generator)
+    if how == "none":
+        # A fresh permutation an epoch, cut to length. Not a RandomSampler: under DDP,
+        # Lightning swaps that for a DistributedSampler over the whole set, uncut.
+        return CycledSubset(np.arange(len(labels)), length, seed)
     counts = np.bincount(labels, minlength=labels.max() + 1)
     if how.startswith("rw"):
         weights = 1.0 / counts[labels]
+        generator = torch.Generator().manual_seed(seed)
         return WeightedRandomSampler(
             torch.from_numpy(weights), length, replacement=True, generator=generator
         )

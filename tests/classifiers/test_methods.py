@@ -9,7 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
 from torch import nn
+from torch.utils.data import DataLoader
 
 from classifiers.data import SAMPLINGS, balancing_sampler
 from classifiers.dfr import DFR
@@ -61,6 +63,20 @@ def test_every_sampler_draws_the_given_length_an_epoch():
     for how in SAMPLINGS:
         assert len(list(balancing_sampler(GROUPS, how, seed=0, length=7))) == 7, how
     assert len(set(balancing_sampler(GROUPS, "none", seed=0, length=7))) == 7  # no repeats
+
+
+def test_under_ddp_two_ranks_split_every_epoch_of_every_sampler():
+    for how in SAMPLINGS:
+        whole = balancing_sampler(GROUPS, how, seed=0, length=8)
+        ranks = [
+            _get_distributed_sampler(  # what Lightning puts in a DDP rank's loader
+                DataLoader(range(len(GROUPS)), sampler=balancing_sampler(GROUPS, how, 0, 8)),
+                shuffle=True, overfit_batches=0, num_replicas=2, rank=rank,
+            )
+            for rank in (0, 1)
+        ]  # fmt: skip
+        for _ in range(2):
+            assert sorted([*ranks[0], *ranks[1]]) == sorted(whole), how
 
 
 def test_group_dro_step_matches_its_definition():
