@@ -18,6 +18,7 @@ epoch is a fresh random part of the larger set. Lightning wraps any of them for 
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterator
 from functools import partial
@@ -44,12 +45,13 @@ from prism_aug.data.labels import LabelPolicy, apply_label_policy
 from prism_aug.data.records import (
     decode_grayscale,
     filter_views,
+    image_path,
     load_image,
     read_chexpert,
     square_image,
 )
 from prism_aug.data.shortcuts import group_arrays, study_split
-from prism_aug.data.synthcxr import record_counterfactual
+from prism_aug.data.synthcxr import counterfactual, record_state, sample_patient
 from prism_aug.data.vocabulary import FINDINGS, SEED
 
 SAMPLINGS: tuple[str, ...] = ("none", "suby", "subg", "rwy", "rwg")
@@ -89,8 +91,28 @@ class PackedBytes:
         return self.buffer[self.offsets[index] : self.offsets[index + 1]].tobytes()
 
 
+@functools.cache
+def _kept_image(root: str, path: str, modified_ns: int) -> np.ndarray:
+    """A record's decoded image, kept for the life of the process (``cache_images``): the
+    fits that a comparison or a sweep runs one after another in it read each file once."""
+    image = load_image(root, path)
+    image.flags.writeable = False
+    return image
+
+
+def _true_counterfactual(
+    state: tuple[int, tuple[str, ...], tuple[str, ...]], action: str, attribute: str, size: int
+) -> np.ndarray:
+    """The true counterfactual of a SynthCXR record's ``record_state``."""
+    seed, findings, devices = state
+    return counterfactual(sample_patient(seed), findings, devices, action, attribute, size)[1].image
+
+
+_kept_counterfactual = functools.cache(_true_counterfactual)  # a render is a pure function
+
+
 class StudyImages(Dataset):
-    """Record images (read from disk per item, or once with ``cache``) followed by
+    """Record images (read from disk per item, or once a process with ``cache``) followed by
     counterfactuals held in memory, as PNG bytes in one buffer (decoded per item, the form
     they have in the shards) or as one array ``(N, H, W)``.
 
@@ -113,7 +135,7 @@ class StudyImages(Dataset):
         cache: bool = False,
     ) -> None:
         self.root, self.paths, self.size, self.pairs = root, paths, size, pairs
-        self.cache: dict[int, np.ndarray] | None = {} if cache else None
+        self.cache = cache
         self.extra = PackedBytes([]) if extra_images is None else extra_images
         extras = np.zeros((0, labels.shape[1]), np.int64) if extra_labels is None else extra_labels
         self.labels = np.concatenate([labels, extras]).astype(np.int64)
@@ -127,11 +149,18 @@ class StudyImages(Dataset):
         return self.labels[:, 0]
 
     def _record(self, index: int) -> np.ndarray:
-        if self.cache is None:
-            return load_image(self.root, self.paths[index])
-        if index not in self.cache:
-            self.cache[index] = load_image(self.root, self.paths[index])
-        return self.cache[index]
+        root, path = str(self.root), str(self.paths[index])
+        if not self.cache:
+            return load_image(root, path)
+        modified = image_path(root, path).stat().st_mtime_ns  # a rewritten file is read again
+        return _kept_image(root, path, modified)
+
+    def _flipped(self, index: int, size: int) -> np.ndarray:
+        """The record's true counterfactual with the study's attribute flipped."""
+        rows, attribute = self.pairs
+        action = "remove" if self.labels[index, 1] else "add"
+        render = _kept_counterfactual if self.cache else _true_counterfactual
+        return render(record_state(rows[index]), action, attribute, size)
 
     def _extra(self, index: int) -> np.ndarray:
         if isinstance(self.extra, np.ndarray):
@@ -141,7 +170,7 @@ class StudyImages(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         n = len(self.paths)
         image = self._record(index) if index < n else self._extra(index - n)
-        y, a = self.labels[index, :2]
+        y = self.labels[index, 0]
         item = {
             "index": index,
             "image": to_input(image, self.size),
@@ -150,10 +179,7 @@ class StudyImages(Dataset):
             "findings": torch.from_numpy(self.labels[index, 2:]),
         }
         if self.pairs is not None:
-            rows, attribute = self.pairs
-            action = "remove" if a else "add"
-            flipped = record_counterfactual(rows[index], action, attribute, image.shape[0])[1]
-            item["image_cf"] = to_input(flipped.image, self.size)
+            item["image_cf"] = to_input(self._flipped(index, image.shape[0]), self.size)
         return item
 
 
@@ -224,8 +250,9 @@ class ClassifierDataModule(L.LightningDataModule):
         sampling: "none", "suby", "subg", "rwy" or "rwg".
         image_size: side the images are resized to.
         batch_size, num_workers: the loaders'.
-        cache_images: keep each decoded record image in memory after its first epoch (in
-            each worker): a few MB for SynthCXR at 64 px, tens of GB for CheXpert.
+        cache_images: keep each decoded record image (and each test pair's true
+            counterfactual) in memory after its first read, for the life of the process (in
+            each loader worker): a few MB for SynthCXR at 64 px, tens of GB for CheXpert.
         seed: the samplers' draws (shuffles, subsamples, reweighted draws).
         study_seed: the draw of the study's subset (``correlation``), fixed across the
             seeds a comparison trains with; an augment run that plans on this study's
@@ -350,7 +377,7 @@ class ClassifierDataModule(L.LightningDataModule):
             if self.counterfactual_images == "ground_truth":
                 action, attribute = item["edit"].split(":", 1)
                 size = decode_grayscale(io.BytesIO(image)).shape[0]
-                image = record_counterfactual(row, action, attribute, size)[1].image
+                image = _true_counterfactual(record_state(row), action, attribute, size)
             images.append(image)
             y_a = [int(part.split("=")[1]) for part in item["group"].split(",")]
             after = item["labels"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 import classifiers.data
 from classifiers.cli import main
@@ -122,18 +125,45 @@ def test_test_pairs_flip_only_the_attribute(synthcxr):
         real.setup("fit")
 
 
-def test_cached_record_images_are_read_once_and_stay_the_same(synthcxr, monkeypatch):
+def test_cached_images_are_read_once_a_process_and_stay_the_same(synthcxr, tmp_path, monkeypatch):
     reads = []
     load = classifiers.data.load_image
     monkeypatch.setattr(classifiers.data, "load_image", lambda *a: reads.append(a) or load(*a))
-    data = ClassifierDataModule(train_csv=synthcxr / "train.csv", val_csv=synthcxr / "valid.csv",
-                                image_size=32, cache_images=True)  # fmt: skip
-    data.setup("fit")
-    train = data.datasets["train"]
-    first = [train[i]["image"] for i in range(len(train))]
-    again = [train[i]["image"] for i in range(len(train))]
-    assert len(reads) == len(train) == len({path for _, path in reads})
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    classifiers.data._kept_image.cache_clear()  # earlier tests of this process filled it
+
+    def train_images(root: Path) -> list[torch.Tensor]:
+        data = ClassifierDataModule(train_csv=root / "train.csv", val_csv=root / "valid.csv",
+                                    image_size=32, cache_images=True)  # fmt: skip
+        data.setup("fit")
+        return [item["image"] for item in data.datasets["train"]]
+
+    first = train_images(synthcxr)
+    n = len(first)
+    assert len(reads) == n == len({path for _, path in reads})
+    # The next fit of this process (a new data module) reads nothing again.
+    assert all(torch.equal(a, b) for a, b in zip(first, train_images(synthcxr), strict=True))
+    assert len(reads) == n
+    # A file rewritten since is read again, and only that one.
+    copy = tmp_path / synthcxr.name  # record paths start with the data set's folder
+    shutil.copytree(synthcxr, copy)
+    train_images(copy)
+    file = tmp_path / pd.read_csv(synthcxr / "train.csv")["Path"][0]
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(file)
+    os.utime(file, ns=(0, file.stat().st_mtime_ns + 10**9))  # past the file system's clock step
+    rewritten = train_images(copy)
+    assert len(reads) == 2 * n + 1 and rewritten[0].eq(-1).all()
+
+
+def test_cached_test_pairs_are_the_renders_themselves(synthcxr):
+    def test_items(cache: bool) -> list[dict]:
+        data = ClassifierDataModule(test_csv=synthcxr / "test.csv", image_size=32,
+                                    test_pairs=True, cache_images=cache)  # fmt: skip
+        data.setup("test")
+        return [data.datasets["test"][i] for i in range(6)]
+
+    for plain, kept in zip(test_items(False), test_items(True), strict=True):
+        assert torch.equal(plain["image_cf"], kept["image_cf"])
+    assert classifiers.data._kept_counterfactual.cache_info().currsize >= 6
 
 
 def test_fit_then_test_the_selected_checkpoint(synthcxr, tmp_path, capsys):

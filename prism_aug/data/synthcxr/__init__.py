@@ -12,6 +12,7 @@ from prism_aug.data.synthcxr.counterfactual import (
     EDIT_ATTRIBUTES,
     counterfactual,
     record_counterfactual,
+    record_state,
 )
 from prism_aug.data.synthcxr.findings import SUPPORTED_FINDINGS
 from prism_aug.data.synthcxr.masks import MASK_ATTRIBUTES, load_masks, save_masks
@@ -33,6 +34,7 @@ __all__ = [
     "group_counts",
     "load_masks",
     "record_counterfactual",
+    "record_state",
     "render",
     "sample_patient",
     "save_masks",

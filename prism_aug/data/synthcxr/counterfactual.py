@@ -65,12 +65,17 @@ def counterfactual(
     return source, target, source.image != target.image
 
 
+def record_state(row: Mapping[str, object]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """A SynthCXR record's patient seed, findings (code 1) and devices (the "Devices" cell):
+    all a render of it depends on, hashable."""
+    findings = tuple(f for f in SUPPORTED_FINDINGS if row.get(f) == 1.0)
+    return int(row[SEED]), findings, device_list(row[DEVICE_TYPES])
+
+
 def record_counterfactual(
     row: Mapping[str, object], edit_action: str, attribute: str, size: int = 64
 ) -> tuple[Rendering, Rendering, np.ndarray]:
     """``counterfactual`` of a SynthCXR record: its Seed's patient with its own findings
-    (code 1) and devices (the "Devices" cell)."""
-    findings = [f for f in SUPPORTED_FINDINGS if row.get(f) == 1.0]
-    patient = sample_patient(int(row[SEED]))
-    return counterfactual(patient, findings, device_list(row[DEVICE_TYPES]), edit_action,
-                          attribute, size)  # fmt: skip
+    and devices (``record_state``)."""
+    seed, findings, devices = record_state(row)
+    return counterfactual(sample_patient(seed), findings, devices, edit_action, attribute, size)
