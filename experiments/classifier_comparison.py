@@ -4,7 +4,7 @@
     python experiments/classifier_comparison.py --config configs/classifiers/synthcxr.yaml \
         --counterfactuals outputs/augment/synthcxr_tiny_256 \
         --null_edits outputs/augment/synthcxr_tiny_null_edit_256 --seeds 0 1 2 --epochs 6 \
-        --out experiments/results/table2
+        --out experiments/results/table2 [--jobs 2]
 
 Each (method, seed) is one ``prism-classify fit`` with the same backbone, optimizer steps
 and selection (the config's: validation worst-group accuracy), then a test of the selected
@@ -13,7 +13,9 @@ subsampling nor added counterfactuals change the steps. Rows go to ``results.csv
 finish, each with a fingerprint of its inputs (the config, the epochs, the shards of both
 augmentation runs, and the code: this script and the ``classifiers`` package); a rerun
 skips the rows made from the same inputs and runs the others again. ``table2.md`` gives
-the mean and s.d. over seeds, ``table2.png`` the worst-group accuracy per method.
+the mean and s.d. over seeds, ``table2.png`` the worst-group accuracy per method. With
+``--jobs N``, N fits run at once (``classifiers.pool``): each on its own GPU where the config
+trains on one, else each on 1/N of the CPU's cores; DFR starts once its seed's ERM is done.
 
 Methods: ERM; SUBY, RWY, SUBG, RWG (samplers); GroupDRO; JTT (1 epoch of ERM, then the error
 set upweighted 20x); DFR (the ERM run's checkpoint, last layer refit for 12 epochs on
@@ -33,54 +35,76 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 import classifiers
-from classifiers.cli import main as classify
-from classifiers.report import append_result, load_results, summarise, test_metrics
+from classifiers.pool import FitPool
+from classifiers.report import append_result, load_results, summarise
 
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
 CODE = [Path(__file__), *sorted(Path(classifiers.__file__).parent.glob("*.py"))]
+NEEDS = {"DFR": "ERM"}  # DFR refits the head of the same seed's ERM run
 
 
-def method_arguments(
-    config: str, cf: str, null_edits: str, runs: Path, seed: int
-) -> dict[str, Callable[[], list[str]]]:
-    """Each method's extra arguments, computed when its turn comes (DFR needs ERM's run)."""
+def fit_arguments(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> list[str]:
+    """One ``prism-classify fit`` (which then tests the selected checkpoint)."""
+    return [
+        "fit", "--config", config, f"--seed_everything={seed}", f"--data.seed={seed}",
+        f"--trainer.max_epochs={epochs}", f"--trainer.default_root_dir={folder}",
+        "--trainer.logger=false", "--trainer.enable_progress_bar=false", *extra,
+    ]  # fmt: skip
+
+
+def method_fits(
+    config: str, cf: str, null_edits: str, runs: Path, seed: int, epochs: int
+) -> dict[str, Callable[[], list[list[str]]]]:
+    """Each method's fits, computed when its turn comes (DFR needs ERM's run)."""
     cfs = [f"--data.counterfactuals=[{cf}]"]
 
-    def jtt() -> list[str]:
-        stage1 = runs / f"JTT-stage1-seed{seed}"
-        errors = stage1 / "errors.json"
-        shutil.rmtree(stage1, ignore_errors=True)  # made with this row's inputs, or not at all
-        fit(config, stage1, seed, 1, [
+    def fits(name: str, extra: list[str], epochs: int = epochs) -> list[list[str]]:
+        folder = runs / f"{name.replace(' ', '').replace('+', '_')}-seed{seed}"
+        shutil.rmtree(folder, ignore_errors=True)  # a stale or interrupted run's files
+        return [fit_arguments(config, folder, seed, epochs, extra)]
+
+    def jtt() -> list[list[str]]:
+        errors = runs / f"JTT-stage1-seed{seed}" / "errors.json"
+        stage1 = fits("JTT-stage1", [
             "--trainer.callbacks+=classifiers.jtt.ErrorSetWriter",
             f"--trainer.callbacks.path={errors}",
-        ])  # fmt: skip
-        return ["--model=classifiers.JTT", f"--model.error_set={errors}", "--model.upweight=20"]
+        ], epochs=1)  # fmt: skip
+        upweighted = [
+            "--model=classifiers.JTT", f"--model.error_set={errors}", "--model.upweight=20"
+        ]  # fmt: skip
+        return stage1 + fits("JTT", upweighted)  # stage 1 first, in the same worker
 
-    def dfr() -> list[str]:
+    def dfr() -> list[list[str]]:
         base = sorted((runs / f"ERM-seed{seed}").glob("**/checkpoints/*.ckpt"))
         if not base:
             raise FileNotFoundError(f"DFR needs ERM's checkpoint under {runs}/ERM-seed{seed}")
         # A linear head on about 60 balanced samples, which the sampler cycles to the held-out
         # half's size (about 300) an epoch: 12 epochs of 5 steps at a higher rate.
-        return ["--model=classifiers.DFR", f"--model.base={base[0]}", "--model.lr=0.01",
-                "--data.held_out_training=true", "--data.sampling=subg",
-                "--trainer.max_epochs=12"]  # fmt: skip
+        return fits("DFR", [
+            "--model=classifiers.DFR", f"--model.base={base[0]}", "--model.lr=0.01",
+            "--data.held_out_training=true", "--data.sampling=subg", "--trainer.max_epochs=12",
+        ])  # fmt: skip
 
     return {
-        "ERM": list,
-        "SUBY": lambda: ["--data.sampling=suby"],
-        "RWY": lambda: ["--data.sampling=rwy"],
-        "SUBG": lambda: ["--data.sampling=subg"],
-        "RWG": lambda: ["--data.sampling=rwg"],
-        "GroupDRO": lambda: DRO,
+        "ERM": lambda: fits("ERM", []),
+        "SUBY": lambda: fits("SUBY", ["--data.sampling=suby"]),
+        "RWY": lambda: fits("RWY", ["--data.sampling=rwy"]),
+        "SUBG": lambda: fits("SUBG", ["--data.sampling=subg"]),
+        "RWG": lambda: fits("RWG", ["--data.sampling=rwg"]),
+        "GroupDRO": lambda: fits("GroupDRO", DRO),
         "JTT": jtt,
         "DFR": dfr,
-        "CF + ERM": lambda: cfs,
-        "CF + GroupDRO": lambda: [*cfs, *DRO],
-        "oracle CF + ERM": lambda: [*cfs, "--data.counterfactual_images=ground_truth"],
-        "null edit + ERM": lambda: [f"--data.counterfactuals=[{null_edits}]"],
+        "CF + ERM": lambda: fits("CF + ERM", cfs),
+        "CF + GroupDRO": lambda: fits("CF + GroupDRO", [*cfs, *DRO]),
+        "oracle CF + ERM": lambda: fits(
+            "oracle CF + ERM", [*cfs, "--data.counterfactual_images=ground_truth"]
+        ),
+        "null edit + ERM": lambda: fits(
+            "null edit + ERM", [f"--data.counterfactuals=[{null_edits}]"]
+        ),
     }
 
 
@@ -100,17 +124,7 @@ def inputs_fingerprint(
     return digest.hexdigest()[:16]
 
 
-def fit(config: str, folder: Path, seed: int, epochs: int, extra: list[str]) -> dict[str, float]:
-    """One ``prism-classify fit`` (then test); returns its test metrics without the prefix."""
-    cli = classify([
-        "fit", "--config", config, f"--seed_everything={seed}", f"--data.seed={seed}",
-        f"--trainer.max_epochs={epochs}", f"--trainer.default_root_dir={folder}",
-        "--trainer.logger=false", "--trainer.enable_progress_bar=false", *extra,
-    ])  # fmt: skip
-    return test_metrics(cli.trainer.callback_metrics)
-
-
-def run() -> None:
+def run(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/classifiers/synthcxr.yaml")
     parser.add_argument("--counterfactuals", default="outputs/augment/synthcxr_tiny_256")
@@ -120,8 +134,11 @@ def run() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--methods", nargs="+", default=None, help="a subset, by name")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="fits at once: a GPU or a share of the CPU each"
+    )
     parser.add_argument("--out", type=Path, default=Path("experiments/results/table2"))
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / "results.csv"
     inputs = inputs_fingerprint(
@@ -133,20 +150,41 @@ def run() -> None:
         print(f"{path}: {int(stale.sum())} rows were made from other inputs; they run again")
         results = results[~stale]
     runs = options.out / "runs"
-    for seed in options.seeds:
-        methods = method_arguments(
-            options.config, options.counterfactuals, options.null_edits, runs, seed
+    fits = {
+        seed: method_fits(
+            options.config, options.counterfactuals, options.null_edits, runs, seed, options.epochs
         )
-        for name in options.methods or list(methods):
-            if ((results["method"] == name) & (results["seed"] == seed)).any():
-                continue
-            folder = runs / f"{name.replace(' ', '').replace('+', '_')}-seed{seed}"
-            shutil.rmtree(folder, ignore_errors=True)  # a stale or interrupted run's files
-            metrics = fit(options.config, folder, seed, options.epochs, methods[name]())
+        for seed in options.seeds
+    }
+    known = list(fits[options.seeds[0]])
+    names = options.methods or known
+    if unknown := sorted(set(names) - set(known)):
+        parser.error(f"unknown methods {unknown}; the methods are {known}")
+    done = set(zip(results["method"], results["seed"], strict=True))
+    waiting = [(name, seed) for seed in options.seeds for name in names if (name, seed) not in done]
+    running: set[tuple[str, int]] = set()
+    trainer = yaml.safe_load(Path(options.config).read_text()).get("trainer", {})
+    with FitPool(options.jobs, gpus=trainer.get("accelerator") in ("gpu", "cuda")) as pool:
+        while waiting or running:
+            # A job waits while the job it needs is still to run in this invocation.
+            ready = [
+                (name, seed) for name, seed in waiting
+                if (NEEDS.get(name), seed) not in {*waiting, *running}
+            ]  # fmt: skip
+            for job in ready[: pool.free_slots]:
+                waiting.remove(job)
+                running.add(job)
+                pool.submit(job, fits[job[1]][job[0]]())
+            (name, seed), metrics = pool.next_finished()
+            running.remove((name, seed))
             row = {"method": name, "seed": seed, "inputs": inputs, **metrics}
             results = append_result(results, row, path)
             print(f"{name} seed {seed}: worst-group {row['worst_group_acc']:.3f}, "
                   f"mean {row['mean_acc']:.3f}", flush=True)  # fmt: skip
+    rank = {name: i for i, name in enumerate(known)}  # the table in the methods' order
+    results = results.sort_values(
+        ["method", "seed"], key=lambda c: c.map(rank) if c.name == "method" else c
+    )
     table = summarise(results, options.out / "table2.png")
     (options.out / "table2.md").write_text(table + "\n")
     print(table)

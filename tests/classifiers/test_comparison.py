@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
+import pandas as pd
+import yaml
+
+from classifiers.pool import FitPool
+
 SCRIPT = Path(__file__).parents[2] / "experiments/classifier_comparison.py"
+CONFIG = Path(__file__).parents[2] / "configs/classifiers/synthcxr.yaml"
 spec = importlib.util.spec_from_file_location("classifier_comparison", SCRIPT)
 comparison = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(comparison)
@@ -42,3 +49,44 @@ def test_fingerprint_follows_the_code(tmp_path) -> None:
     assert comparison.inputs_fingerprint(str(config), 6, [], code=[source]) != first
     assert str(SCRIPT) in map(str, comparison.CODE)
     assert any(path.name == "data.py" for path in comparison.CODE)  # classifiers/data.py
+
+
+def _small_config(tmp_path: Path, synthcxr: Path) -> Path:
+    """The Table 2 config on the 32 px test SynthCXR."""
+    config = yaml.safe_load(CONFIG.read_text())
+    config["data"] |= {
+        "train_csv": str(synthcxr / "train.csv"), "val_csv": str(synthcxr / "valid.csv"),
+        "test_csv": str(synthcxr / "test.csv"), "image_size": 32, "batch_size": 16,
+    }  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_two_jobs_at_once_run_dfr_after_its_erm(synthcxr, tmp_path) -> None:
+    out = tmp_path / "table2"
+    comparison.run([
+        "--config", str(_small_config(tmp_path, synthcxr)), "--seeds", "0", "--epochs", "1",
+        "--methods", "DFR", "JTT", "ERM", "--jobs", "2", "--out", str(out),
+        "--counterfactuals", str(tmp_path / "none"), "--null_edits", str(tmp_path / "none"),
+    ])  # fmt: skip
+    # DFR reads ERM's checkpoint when it is submitted: started beside ERM, it would have
+    # raised FileNotFoundError.
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["method"]) == ["DFR", "ERM", "JTT"]
+    assert results["worst_group_acc"].between(0, 1).all()
+    assert list((out / "runs" / "DFR-seed0").glob("**/checkpoints/*.ckpt"))
+    assert (out / "runs" / "JTT-stage1-seed0" / "errors.json").is_file()  # JTT's first stage
+    rows = [line.split("|")[1].strip() for line in (out / "table2.md").read_text().splitlines()]
+    assert rows[2:] == ["ERM", "JTT", "DFR"]  # the methods' order, not the finishing order
+
+
+def test_a_gpu_pool_gives_each_job_its_own_device() -> None:
+    with FitPool(2, gpus=True) as pool:
+        assert pool.threads is None
+        placed = pool.placed([["fit", "--config", "a.yaml"], ["fit"]], slot=1)
+    assert placed == [["fit", "--config", "a.yaml", "--trainer.devices=[1]"],
+                      ["fit", "--trainer.devices=[1]"]]  # fmt: skip
+    with FitPool(2) as pool:
+        assert pool.threads == max(1, len(os.sched_getaffinity(0)) // 2)
+        assert pool.placed([["fit"]], slot=0) == [["fit"]]
