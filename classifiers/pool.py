@@ -4,8 +4,9 @@ On a GPU machine a slot is a GPU (``--trainer.devices=[slot]``), so eight seeds 
 one-device config run at once on eight GPUs. On a CPU a slot is an equal share of the cores
 (``torch.set_num_threads``): a small network's step does not use two cores twice as well
 as one, so two one-thread fits make more steps a second than one fit on both (resnet18 at
-64 px on 2 cores: 438 ms a step each, against 241 to 269 ms alone). A fit's numbers can
-depend on its thread count in the last digits, as they do on any machine's.
+64 px on 2 cores: 1.15x the images/s in all, ``make bench-classifier``). A fit's numbers
+depend on its thread count (the order of its sums), so Table 2's runner counts the threads
+among a row's inputs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import torch
 
 from classifiers.cli import main as classify
 from classifiers.report import test_metrics
+
+
+def cpu_share(workers: int) -> int:
+    """Threads for each of ``workers`` fits at once: the cores this process may use, split."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
 def run_fits(fits: Sequence[Sequence[str]], threads: int | None) -> dict[str, float]:
@@ -46,7 +52,7 @@ class FitPool:
         if workers < 1:
             raise ValueError(f"FitPool: workers must be at least 1, got {workers}")
         self.gpus = gpus
-        self.threads = None if gpus else max(1, len(os.sched_getaffinity(0)) // workers)
+        self.threads = None if gpus else cpu_share(workers)
         self.slots = list(range(workers))
         self.running: dict[Future, tuple[Hashable, int]] = {}
         self.executor = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"))

@@ -38,7 +38,7 @@ import pandas as pd
 import yaml
 
 import classifiers
-from classifiers.pool import FitPool
+from classifiers.pool import FitPool, cpu_share
 from classifiers.report import append_result, load_results, summarise
 
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
@@ -109,12 +109,19 @@ def method_fits(
 
 
 def inputs_fingerprint(
-    config: str, epochs: int, augment_runs: Sequence[str], code: Sequence[Path] = CODE
+    config: str,
+    epochs: int,
+    augment_runs: Sequence[str],
+    code: Sequence[Path] = CODE,
+    threads: int | None = None,
 ) -> str:
     """What the rows of one invocation are computed from: the config file, the epochs, the
-    shards (their checksums in each run's manifest; an absent run counts as absent) and the
-    code that trains and scores the methods (a changed sampler or method argument)."""
+    shards (their checksums in each run's manifest; an absent run counts as absent), the
+    code that trains and scores the methods (a changed sampler or method argument) and a
+    CPU fit's threads (None on GPUs), whose order of sums moves every number."""
     digest = hashlib.sha256(Path(config).read_bytes() + str(epochs).encode())
+    if threads is not None:
+        digest.update(f"threads={threads}".encode())
     for source in code:
         digest.update(Path(source).read_bytes())
     for run in augment_runs:
@@ -141,8 +148,13 @@ def run(argv: Sequence[str] | None = None) -> None:
     options = parser.parse_args(argv)
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / "results.csv"
+    trainer = yaml.safe_load(Path(options.config).read_text()).get("trainer", {})
+    gpus = trainer.get("accelerator") in ("gpu", "cuda")
     inputs = inputs_fingerprint(
-        options.config, options.epochs, [options.counterfactuals, options.null_edits]
+        options.config,
+        options.epochs,
+        [options.counterfactuals, options.null_edits],
+        threads=None if gpus else cpu_share(options.jobs),
     )
     results = load_results(path)
     stale = results.get("inputs", pd.Series(None, index=results.index, dtype=object)) != inputs
@@ -163,8 +175,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     done = set(zip(results["method"], results["seed"], strict=True))
     waiting = [(name, seed) for seed in options.seeds for name in names if (name, seed) not in done]
     running: set[tuple[str, int]] = set()
-    trainer = yaml.safe_load(Path(options.config).read_text()).get("trainer", {})
-    with FitPool(options.jobs, gpus=trainer.get("accelerator") in ("gpu", "cuda")) as pool:
+    with FitPool(options.jobs, gpus=gpus) as pool:
         while waiting or running:
             # A job waits while the job it needs is still to run in this invocation.
             ready = [

@@ -38,6 +38,9 @@ def test_fingerprint_follows_config_epochs_and_shards(tmp_path) -> None:
     other = comparison.inputs_fingerprint(str(config), 6, [cf, null])
     config.write_text("model: {lr: 1}\n")
     assert comparison.inputs_fingerprint(str(config), 6, [cf, null]) != other
+    # A CPU fit's thread count changes its sums, so its rows are other rows.
+    prints = {comparison.inputs_fingerprint(str(config), 6, [cf, null], threads=t) for t in (1, 2)}
+    assert len(prints | {comparison.inputs_fingerprint(str(config), 6, [cf, null])}) == 3
 
 
 def test_fingerprint_follows_the_code(tmp_path) -> None:
