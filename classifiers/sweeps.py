@@ -1,15 +1,17 @@
 """Run a W&B sweep file locally, with no W&B server: expand it, run each point, tabulate.
 
     python -m classifiers.sweeps configs/sweeps/synthcxr_groupdro.yaml [--count 8] \
-        [--out experiments/results/sweeps/synthcxr_groupdro]
+        [--out experiments/results/sweeps/synthcxr_groupdro] [--jobs 2] [--gpus]
     # or with W&B: wandb sweep configs/sweeps/synthcxr_groupdro.yaml; wandb agent ID
 
 The file is W&B's own format: ``program`` (``prism-classify``), ``method`` (grid or
 random), ``parameters`` (``values``, ``value``, or for random search ``distribution`` with
 ``min`` and ``max``: uniform, log_uniform_values, int_uniform), and ``command`` with
 ``${program}``, ``${args}`` (each parameter as ``--name=value``) and ``${env}`` /
-``${interpreter}`` (dropped here). Each point runs in this process; its test metrics go to
-``results.csv`` (a rerun skips points already there), ``sweep.md`` and ``sweep.png``.
+``${interpreter}`` (dropped here). ``--jobs N`` points run at once, each on 1/N of the
+cores or, with ``--gpus``, on its own GPU (``classifiers.pool``); their test metrics go to
+``results.csv`` as they finish (a rerun skips points already there), then ``sweep.md`` and
+``sweep.png`` in the points' order.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from classifiers.cli import main as classify
-from classifiers.report import append_result, load_results, summarise, test_metrics
+from classifiers.pool import FitPool
+from classifiers.report import append_result, load_results, summarise
 
-PROGRAMS = {"prism-classify": classify}
+PROGRAMS: tuple[str, ...] = ("prism-classify",)
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform")
 
 
@@ -90,24 +92,34 @@ def run(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--count", type=int, default=None, help="points (random: required)")
     parser.add_argument("--seed", type=int, default=0, help="the random search's draws")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="points at once")
+    parser.add_argument("--gpus", action="store_true", help="a GPU per point, not a CPU share")
     options = parser.parse_args(argv)
     sweep = yaml.safe_load(options.sweep.read_text())
-    program = PROGRAMS.get(sweep.get("program"))
-    if program is None:
+    if sweep.get("program") not in PROGRAMS:
         raise SystemExit(f"{options.sweep}: program must be one of {list(PROGRAMS)}")
     out = options.out or Path("experiments/results/sweeps") / options.sweep.stem
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.csv"
     results = load_results(path)
-    for i, point in enumerate(expand(sweep, options.count, options.seed)):
-        label = " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in point.items())
-        if (results["method"] == label).any():
-            continue
-        folder = out / "runs" / f"point{i:03d}"
-        cli = program([*command(sweep, point), f"--trainer.default_root_dir={folder}"])
-        metrics = test_metrics(cli.trainer.callback_metrics)
-        row = {"method": label, "seed": point.get("seed_everything", 0), **metrics}
-        results = append_result(results, row, path)
+    points = expand(sweep, options.count, options.seed)
+    labels = [" ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items()) for p in points]
+    waiting = [i for i, label in enumerate(labels) if not (results["method"] == label).any()]
+    running = 0
+    with FitPool(options.jobs, gpus=options.gpus) as pool:
+        while waiting or running:
+            while waiting and pool.free_slots:
+                i = waiting.pop(0)
+                folder = out / "runs" / f"point{i:03d}"
+                arguments = [*command(sweep, points[i]), f"--trainer.default_root_dir={folder}"]
+                pool.submit(i, [arguments])
+                running += 1
+            i, metrics = pool.next_finished()
+            running -= 1
+            row = {"method": labels[i], "seed": points[i].get("seed_everything", 0), **metrics}
+            results = append_result(results, row, path)
+    rank = {label: i for i, label in enumerate(labels)}
+    results = results.sort_values("method", key=lambda c: c.map(rank), kind="stable")
     table = summarise(results, out / "sweep.png")
     (out / "sweep.md").write_text(table + "\n")
     print(table)

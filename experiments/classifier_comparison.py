@@ -11,11 +11,12 @@ and selection (the config's: validation worst-group accuracy), then a test of th
 checkpoint. Every sampler draws the real training set's size an epoch, so neither
 subsampling nor added counterfactuals change the steps. Rows go to ``results.csv`` as they
 finish, each with a fingerprint of its inputs (the config, the epochs, the shards of both
-augmentation runs, and the code: this script and the ``classifiers`` package); a rerun
-skips the rows made from the same inputs and runs the others again. ``table2.md`` gives
-the mean and s.d. over seeds, ``table2.png`` the worst-group accuracy per method. With
-``--jobs N``, N fits run at once (``classifiers.pool``): each on its own GPU where the config
-trains on one, else each on 1/N of the CPU's cores; DFR starts once its seed's ERM is done.
+augmentation runs, this script and the ``classifiers`` modules a fit runs, and a CPU fit's
+threads); a rerun skips the rows made from the same inputs and runs the others again.
+``table2.md`` gives the mean and s.d. over seeds, ``table2.png`` the worst-group accuracy
+per method. With ``--jobs N``, N fits run at once (``classifiers.pool``): each on its own
+GPU where the config trains on one, else each on 1/N of the CPU's cores; DFR starts once
+its seed's ERM is done.
 
 Methods: ERM; SUBY, RWY, SUBG, RWG (samplers); GroupDRO; JTT (1 epoch of ERM, then the error
 set upweighted 20x); DFR (the ERM run's checkpoint, last layer refit for 12 epochs on
@@ -42,7 +43,16 @@ from classifiers.pool import FitPool, cpu_share
 from classifiers.report import append_result, load_results, summarise
 
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
-CODE = [Path(__file__), *sorted(Path(classifiers.__file__).parent.glob("*.py"))]
+# This script and every module a fit runs: all of the package but the sweep runner and the
+# exporter, which no fit imports (an edit there leaves the rows standing).
+CODE = [
+    Path(__file__),
+    *sorted(
+        path
+        for path in Path(classifiers.__file__).parent.glob("*.py")
+        if path.stem not in ("sweeps", "export")
+    ),
+]
 NEEDS = {"DFR": "ERM"}  # DFR refits the head of the same seed's ERM run
 
 

@@ -52,6 +52,7 @@ def test_fingerprint_follows_the_code(tmp_path) -> None:
     assert comparison.inputs_fingerprint(str(config), 6, [], code=[source]) != first
     assert str(SCRIPT) in map(str, comparison.CODE)
     assert any(path.name == "data.py" for path in comparison.CODE)  # classifiers/data.py
+    assert not any(path.name == "sweeps.py" for path in comparison.CODE)  # no fit imports it
 
 
 def _small_config(tmp_path: Path, synthcxr: Path) -> Path:
