@@ -98,7 +98,8 @@ train-classifier: $(TINY_MODEL) $(ORACLE)
 		--counterfactuals $(TABLE2_CFS) --null_edits $(NULL_EDITS) --jobs $(TABLE2_JOBS)
 
 # The whole study on SynthCXR into experiments/results: Table 1 (on TABLE1_N test images
-# per edit: 10 took 22 min here; the issue's bars ask for 200), Table 2, the augment examples.
+# per edit: 10 took 34.9 min here on 2026-12-07; the issue's bars ask for 200), Table 2,
+# the augment examples.
 # Each stage reuses what exists.
 TABLE1_N ?= 10
 RESULTS := experiments/results

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from classifiers.pool import FitPool
@@ -94,3 +95,12 @@ def test_a_gpu_pool_gives_each_job_its_own_device() -> None:
     with FitPool(2) as pool:
         assert pool.threads == max(1, len(os.sched_getaffinity(0)) // 2)
         assert pool.placed([["fit"]], slot=0) == [["fit"]]
+
+
+def test_a_failed_fit_stops_the_pool_with_its_error(capfd) -> None:
+    with FitPool(1) as pool:
+        pool.submit("bad", [["fit", "--config", "missing.yaml"]])
+        with pytest.raises(SystemExit):  # the CLI's own exit, raised in this process
+            pool.next_finished()
+        assert pool.free_slots == 1
+    assert "missing.yaml" in capfd.readouterr().err  # the worker printed which file
