@@ -11,6 +11,7 @@ among a row's inputs.
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 from collections.abc import Hashable, Sequence
@@ -20,6 +21,14 @@ import torch
 
 from classifiers.cli import main as classify
 from classifiers.report import test_metrics
+
+
+def job_count(text: str) -> int:
+    """The runners' ``--jobs``: a whole number of at least 1 (argparse names the flag)."""
+    jobs = int(text)
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {jobs}")
+    return jobs
 
 
 def cpu_share(workers: int) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from classifiers.pool import FitPool
+from classifiers.pool import FitPool, job_count
 from classifiers.report import append_result, load_results, summarise
 
 PROGRAMS: tuple[str, ...] = ("prism-classify",)
@@ -92,7 +92,7 @@ def run(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--count", type=int, default=None, help="points (random: required)")
     parser.add_argument("--seed", type=int, default=0, help="the random search's draws")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--jobs", type=int, default=1, help="points at once")
+    parser.add_argument("--jobs", type=job_count, default=1, help="points at once")
     parser.add_argument("--gpus", action="store_true", help="a GPU per point, not a CPU share")
     options = parser.parse_args(argv)
     sweep = yaml.safe_load(options.sweep.read_text())
@@ -120,6 +120,7 @@ def run(argv: list[str] | None = None) -> pd.DataFrame:
             results = append_result(results, row, path)
     rank = {label: i for i, label in enumerate(labels)}
     results = results.sort_values("method", key=lambda c: c.map(rank), kind="stable")
+    results.to_csv(path, index=False)
     table = summarise(results, out / "sweep.png")
     (out / "sweep.md").write_text(table + "\n")
     print(table)

@@ -39,7 +39,7 @@ import pandas as pd
 import yaml
 
 import classifiers
-from classifiers.pool import FitPool, cpu_share
+from classifiers.pool import FitPool, cpu_share, job_count
 from classifiers.report import append_result, load_results, summarise
 
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
@@ -152,7 +152,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--methods", nargs="+", default=None, help="a subset, by name")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="fits at once: a GPU or a share of the CPU each"
+        "--jobs", type=job_count, default=1, help="fits at once: a GPU or a CPU share each"
     )
     parser.add_argument("--out", type=Path, default=Path("experiments/results/table2"))
     options = parser.parse_args(argv)
@@ -202,10 +202,11 @@ def run(argv: Sequence[str] | None = None) -> None:
             results = append_result(results, row, path)
             print(f"{name} seed {seed}: worst-group {row['worst_group_acc']:.3f}, "
                   f"mean {row['mean_acc']:.3f}", flush=True)  # fmt: skip
-    rank = {name: i for i, name in enumerate(known)}  # the table in the methods' order
+    rank = {name: i for i, name in enumerate(known)}  # the rows in the methods' order
     results = results.sort_values(
         ["method", "seed"], key=lambda c: c.map(rank) if c.name == "method" else c
     )
+    results.to_csv(path, index=False)
     table = summarise(results, options.out / "table2.png")
     (options.out / "table2.md").write_text(table + "\n")
     print(table)

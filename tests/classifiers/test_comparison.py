@@ -84,6 +84,13 @@ def test_two_jobs_at_once_run_dfr_after_its_erm(synthcxr, tmp_path) -> None:
     assert (out / "runs" / "JTT-stage1-seed0" / "errors.json").is_file()  # JTT's first stage
     rows = [line.split("|")[1].strip() for line in (out / "table2.md").read_text().splitlines()]
     assert rows[2:] == ["ERM", "JTT", "DFR"]  # the methods' order, not the finishing order
+    assert results["method"].tolist() == ["ERM", "JTT", "DFR"]
+
+
+def test_jobs_below_one_are_refused_by_name(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        comparison.run(["--jobs", "0", "--out", str(tmp_path)])
+    assert "--jobs: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_a_gpu_pool_gives_each_job_its_own_device() -> None:
