@@ -87,6 +87,11 @@ class FitPool:
     def free_slots(self) -> int:
         return len(self.slots)
 
+    @property
+    def running_keys(self) -> set[Hashable]:
+        """The keys of the jobs submitted and not yet returned by ``next_finished``."""
+        return {key for key, _ in self.running.values()}
+
     def next_finished(self) -> tuple[Hashable, dict[str, float]]:
         """Wait for a running job; returns its key and test metrics (its error, raised)."""
         if not self.running:

@@ -6,7 +6,7 @@ Results are a DataFrame with columns ``method``, ``seed`` and the test metrics (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,15 @@ def append_result(results: pd.DataFrame, row: dict[str, Any], path: Path) -> pd.
     results = pd.concat([results, pd.DataFrame([row])], ignore_index=True)
     results.to_csv(path, index=False)
     return results
+
+
+def in_method_order(results: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """``results`` sorted by each row's place in ``methods``, then by seed (runners append
+    rows as fits finish; tables and CSVs list them in the runner's order)."""
+    rank = {method: i for i, method in enumerate(methods)}
+    return results.sort_values(
+        ["method", "seed"], key=lambda c: c.map(rank) if c.name == "method" else c, kind="stable"
+    )
 
 
 def _cell(mean: float, sd: float, metric: str) -> str:

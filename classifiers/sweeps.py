@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from classifiers.pool import FitPool, job_count
-from classifiers.report import append_result, load_results, summarise
+from classifiers.report import append_result, in_method_order, load_results, summarise
 
 PROGRAMS: tuple[str, ...] = ("prism-classify",)
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform")
@@ -105,21 +105,17 @@ def run(argv: list[str] | None = None) -> pd.DataFrame:
     points = expand(sweep, options.count, options.seed)
     labels = [" ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items()) for p in points]
     waiting = [i for i, label in enumerate(labels) if not (results["method"] == label).any()]
-    running = 0
     with FitPool(options.jobs, gpus=options.gpus) as pool:
-        while waiting or running:
+        while waiting or pool.running_keys:
             while waiting and pool.free_slots:
                 i = waiting.pop(0)
                 folder = out / "runs" / f"point{i:03d}"
                 arguments = [*command(sweep, points[i]), f"--trainer.default_root_dir={folder}"]
                 pool.submit(i, [arguments])
-                running += 1
             i, metrics = pool.next_finished()
-            running -= 1
             row = {"method": labels[i], "seed": points[i].get("seed_everything", 0), **metrics}
             results = append_result(results, row, path)
-    rank = {label: i for i, label in enumerate(labels)}
-    results = results.sort_values("method", key=lambda c: c.map(rank), kind="stable")
+    results = in_method_order(results, labels)
     results.to_csv(path, index=False)
     table = summarise(results, out / "sweep.png")
     (out / "sweep.md").write_text(table + "\n")

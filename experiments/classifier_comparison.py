@@ -40,7 +40,7 @@ import yaml
 
 import classifiers
 from classifiers.pool import FitPool, cpu_share, job_count
-from classifiers.report import append_result, load_results, summarise
+from classifiers.report import append_result, in_method_order, load_results, summarise
 
 DRO = ["--model=classifiers.GroupDRO", "--model.step_size=0.01"]
 # This script and every module a fit runs: all of the package but the sweep runner and the
@@ -184,28 +184,22 @@ def run(argv: Sequence[str] | None = None) -> None:
         parser.error(f"unknown methods {unknown}; the methods are {known}")
     done = set(zip(results["method"], results["seed"], strict=True))
     waiting = [(name, seed) for seed in options.seeds for name in names if (name, seed) not in done]
-    running: set[tuple[str, int]] = set()
     with FitPool(options.jobs, gpus=gpus) as pool:
-        while waiting or running:
+        while waiting or pool.running_keys:
             # A job waits while the job it needs is still to run in this invocation.
             ready = [
                 (name, seed) for name, seed in waiting
-                if (NEEDS.get(name), seed) not in {*waiting, *running}
+                if (NEEDS.get(name), seed) not in {*waiting, *pool.running_keys}
             ]  # fmt: skip
             for job in ready[: pool.free_slots]:
                 waiting.remove(job)
-                running.add(job)
                 pool.submit(job, fits[job[1]][job[0]]())
             (name, seed), metrics = pool.next_finished()
-            running.remove((name, seed))
             row = {"method": name, "seed": seed, "inputs": inputs, **metrics}
             results = append_result(results, row, path)
             print(f"{name} seed {seed}: worst-group {row['worst_group_acc']:.3f}, "
                   f"mean {row['mean_acc']:.3f}", flush=True)  # fmt: skip
-    rank = {name: i for i, name in enumerate(known)}  # the rows in the methods' order
-    results = results.sort_values(
-        ["method", "seed"], key=lambda c: c.map(rank) if c.name == "method" else c
-    )
+    results = in_method_order(results, known)
     results.to_csv(path, index=False)
     table = summarise(results, options.out / "table2.png")
     (options.out / "table2.md").write_text(table + "\n")
