@@ -58,6 +58,10 @@ class EditorSettings:
 
     Attributes:
         inversion: "direct" (default), "null_text" (PRISM), "negative_prompt" or "ddim".
+        decoder_steps: Adam steps that fit each source's latents to the decoder before the
+            inversion (``codec.invert_decoder``), so that an exact inversion starts from the
+            latent that decodes closest to the source, not the encoder's; 0 (PRISM) keeps
+            the encoder's.
         steps: DDIM steps (PRISM: 50).
         guidance: classifier-free guidance scale (PRISM: 7.5).
         token_map: "refine" (words inserted or deleted, our edits) or "replace".
@@ -83,6 +87,7 @@ class EditorSettings:
     """
 
     inversion: str = "direct"
+    decoder_steps: int = 0
     steps: int = 50
     guidance: float = 7.5
     token_map: str = "refine"
@@ -216,7 +221,7 @@ class Editor:
         def embed(prompts: Sequence[str]) -> torch.Tensor:
             return table[torch.tensor([row[p] for p in prompts], device=table.device)]
 
-        z0 = encode_images(c, images).to(device)
+        z0 = encode_images(c, images, s.decoder_steps).to(device)
         cond_src, null = embed(source_prompts), embed([""] * b)
         # Null-text optimisation differentiates through the UNet, also where the caller
         # runs under inference mode (Lightning's predict loop), which enable_grad alone

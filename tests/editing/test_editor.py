@@ -144,6 +144,16 @@ def test_direct_inversion_null_edit_reconstructs_the_vae_image(model_name, reque
     assert np.abs(drifted.candidates.astype(int) - vae_image[:, None].astype(int)).mean() > 1
 
 
+def test_decoder_steps_move_a_direct_null_edit_closer_to_the_source(small_model, radiographs):
+    null_edit = {"prompts": (REMOVE_DEVICES[0],) * 2, "blend": "none", "self_replace": (0.4,)}
+    plain = _edit(small_model, radiographs, **null_edit).candidates[:, 0].astype(int)
+    fitted = _edit(small_model, radiographs, decoder_steps=10, **null_edit).candidates[:, 0]
+    expected = decode_latents(small_model, encode_images(small_model, radiographs, 10))
+    assert np.abs(fitted.astype(int) - expected.astype(int)).max() <= 1
+    error = ((fitted.astype(int) - radiographs) ** 2).mean()
+    assert error < 0.9 * ((plain - radiographs) ** 2).mean()
+
+
 def test_outside_the_edit_mask_the_source_pixels_are_kept(small_model, radiographs):
     given = np.zeros((3, 32, 32), dtype=bool)
     given[:, 16:, :16] = True
