@@ -28,6 +28,7 @@ from prism_aug.augment.run_settings import check_run_settings
 from prism_aug.augment.shards import SHARD_FOLDER, complete_shards, filesystem
 from prism_aug.augment.writer import ShardPredictionWriter
 from prism_aug.editing.cli import write_grid
+from prism_aug.editing.editor import EditorSettings
 from prism_aug.lightning_cli import PrismCLI
 
 EXAMPLES_NAME = "examples.png"
@@ -88,6 +89,7 @@ def augment(cli: AugmentCLI) -> tuple[dict[str, Any] | None, float]:
             "batch_size": data.batch_size,
             "precision": str(trainer.precision),
         },
+        defaults={"settings": asdict(EditorSettings())},
     )
     start = time.perf_counter()
     trainer.predict(cli.model, datamodule=data, return_predictions=False)

@@ -3,13 +3,16 @@
 The plan fixes which jobs a run does; these settings fix how: the model, the verifier, the
 editor's settings, the seed, the chunk size (images edited together, which batched CPU
 arithmetic depends on) and the precision. A resume with other settings would mix two
-set-ups in one run while its manifest named only the last, so it is refused.
+set-ups in one run while its manifest named only the last, so it is refused. A setting added
+to prism-aug after a run was started is compared by its default, the behaviour the run had
+before it existed, so an upgrade alone does not stop a resume.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from prism_aug.augment.shards import filesystem
@@ -17,11 +20,19 @@ from prism_aug.augment.shards import filesystem
 RUN_SETTINGS_NAME = "run.json"
 
 
-def check_run_settings(out: str, settings: dict[str, Any]) -> None:
+def check_run_settings(
+    out: str, settings: dict[str, Any], defaults: Mapping[str, dict[str, Any]] | None = None
+) -> None:
     """Record ``settings`` in run folder ``out``, or check them against those recorded.
 
     Every rank may call this: a new run's ranks write the same file, each under a name of
     its own renamed into place.
+
+    Args:
+        out: the run folder (any fsspec URL).
+        settings: what decides the samples' bytes, JSON-serialisable.
+        defaults: for a group of settings (``{"settings": asdict(EditorSettings())}``), the
+            value a key missing from the recorded group stands for.
 
     Raises:
         ValueError: the run was started with other settings (each difference named).
@@ -32,6 +43,9 @@ def check_run_settings(out: str, settings: dict[str, Any]) -> None:
     if fs.exists(path):
         with fs.open(path, "r") as f:
             recorded = json.load(f)
+        for group, values in json.loads(json.dumps(defaults or {})).items():
+            if isinstance(recorded.get(group), dict):
+                recorded[group] = {**values, **recorded[group]}
         changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
         if changed:
             differences = "; ".join(

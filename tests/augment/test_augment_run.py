@@ -126,6 +126,22 @@ def test_a_resume_with_other_settings_is_refused(run):
     assert recorded["batch_size"] == 3 and recorded["settings"]["self_replace"] == [0.4, 0.8]
 
 
+def test_a_run_from_before_a_setting_existed_resumes_at_its_default(run, capsys):
+    # As recorded by prism-aug before decoder_steps: the run had its default behaviour.
+    config, out = run
+    written = (out / "run.json").read_text()
+    recorded = json.loads(written)
+    del recorded["settings"]["decoder_steps"]
+    (out / "run.json").write_text(json.dumps(recorded))
+    try:
+        main(["augment", "--config", str(config)])
+        assert "nothing left to do" in capsys.readouterr().out
+        with pytest.raises(SystemExit, match=r"run.json: .*'decoder_steps': 0.* then"):
+            main(["augment", "--config", str(config), "--model.settings.decoder_steps", "2"])
+    finally:
+        (out / "run.json").write_text(written)
+
+
 def test_every_rank_checks_its_plan_against_the_written_one(run, assets, tmp_path):
     # Another node's copy of the CSV, with one record fewer: its rank would deal other jobs.
     _, out = run
