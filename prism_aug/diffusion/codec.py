@@ -64,29 +64,31 @@ def invert_decoder(
     """
     if steps < 0:
         raise ValueError(f"decoder inversion steps must be >= 0, got {steps}")
-    vae = components.vae
     # Differentiates through the decoder, also where the caller runs under inference mode
     # (Lightning's predict loop); tensors made there are copied out of it first.
-    no_autocast = torch.autocast(latents.device.type, enabled=False)
-    with torch.inference_mode(False), torch.enable_grad(), no_autocast:
+    with torch.inference_mode(False), torch.enable_grad():
         z, target = latents.detach().clone().requires_grad_(True), pixels.float().clone()
         optimizer = torch.optim.Adam([z], lr=lr)
         for _ in range(steps):
-            decoded = vae.decode(z.to(vae.dtype) / vae.config.scaling_factor).sample.float()
-            loss = (decoded - target).pow(2).mean(dim=(1, 2, 3)).sum()
+            loss = (_decode(components, z) - target).pow(2).mean(dim=(1, 2, 3)).sum()
             (grad,) = torch.autograd.grad(loss, z)
             z.grad = grad
             optimizer.step()
     return z.detach()
 
 
+def _decode(components: SDComponents, latents: torch.Tensor) -> torch.Tensor:
+    """Scaled latents -> the VAE's output ``(B, C, H, W)`` in about [-1, 1], as float32; the
+    VAE runs in its own dtype, outside autocast."""
+    vae = components.vae
+    with torch.autocast(latents.device.type, enabled=False):
+        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample.float()
+
+
 @torch.no_grad()
 def decode_latents(components: SDComponents, latents: torch.Tensor) -> np.ndarray:
     """Scaled latents ``(B, 4, h, w)`` -> uint8 radiographs ``(B, H, W)``, without autocast."""
-    vae = components.vae
-    with torch.autocast(latents.device.type, enabled=False):
-        decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
-    gray = from_vae_channels(decoded.float())[:, 0]  # (B, H, W) in [-1, 1]
+    gray = from_vae_channels(_decode(components, latents))[:, 0]  # (B, H, W) in [-1, 1]
     return ((gray.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
 
 

@@ -106,6 +106,8 @@ class EditorSettings:
     def __post_init__(self) -> None:
         if not self.self_replace:
             raise ValueError("self_replace needs at least one fraction (one candidate each)")
+        if self.decoder_steps < 0:
+            raise ValueError(f"decoder_steps must be >= 0, got {self.decoder_steps}")
         if self.blend not in BLENDS:
             raise ValueError(f"unknown blend {self.blend!r}; expected one of {BLENDS}")
         if self.composite_thresholds and self.blend == "none":

@@ -253,3 +253,5 @@ def test_mismatched_inputs_are_named(small_model, radiographs):
         Editor(small_model).edit(radiographs, ["a", "b"], ["a", "b", "c"])
     with pytest.raises(ValueError, match="unknown inversion 'exact'"):
         _edit(small_model, radiographs, inversion="exact")
+    with pytest.raises(ValueError, match="decoder_steps must be >= 0, got -1"):
+        EditorSettings(decoder_steps=-1)
