@@ -187,10 +187,8 @@ def run(argv: Sequence[str] | None = None) -> None:
     with FitPool(options.jobs, gpus=gpus) as pool:
         while waiting or pool.running_keys:
             # A job waits while the job it needs is still to run in this invocation.
-            ready = [
-                (name, seed) for name, seed in waiting
-                if (NEEDS.get(name), seed) not in {*waiting, *pool.running_keys}
-            ]  # fmt: skip
+            unfinished = {*waiting, *pool.running_keys}
+            ready = [job for job in waiting if (NEEDS.get(job[0]), job[1]) not in unfinished]
             for job in ready[: pool.free_slots]:
                 waiting.remove(job)
                 pool.submit(job, fits[job[1]][job[0]]())
