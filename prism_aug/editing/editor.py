@@ -12,8 +12,7 @@ Masks keep anatomy outside the edit: after each step a target follows its source
 edit mask (P2P's local blend from the edited words' cross-attention, or a given mask, minus a
 keep mask), so with the ``direct`` inversion the latents there stay on the source's exact
 inversion; the decoded candidate is composited onto the source pixels through the same mask,
-so that the VAE's own reconstruction error is not added outside the edit either; with
-``keep_below`` not inside it either, where the edit left the decode as it was. With
+so that the VAE's own reconstruction error is not added outside the edit either. With
 ``composite_thresholds`` each decoded candidate is composited again through tighter masks from
 the same evidence: more candidates at no UNet cost, among which the verifier keeps the
 smallest change that passes.
@@ -81,11 +80,6 @@ class EditorSettings:
             "prediction".
         blend_start: fraction of the steps run before the first blend (P2P: 0.2, so the
             blend follows steps 10 to 49 of 50).
-        keep_below: grey levels. Where a candidate's decode differs from its source's own
-            decode by less, the composite keeps the source's pixels in proportion (weight
-            ``|difference| / keep_below``), so that neither the VAE's reconstruction error
-            nor a faint drift inside the mask reaches the output; 0 (PRISM) lets the mask
-            alone decide.
         null_text: null-text optimisation settings.
         images_per_batch: images edited together (their branches share UNet calls).
         autocast: "bf16" or "fp16" runs the UNet under autocast where the device has
@@ -105,7 +99,6 @@ class EditorSettings:
     composite_thresholds: tuple[float, ...] = ()
     blend_dilation: int = 1
     blend_start: float = 0.2
-    keep_below: float = 0.0
     null_text: NullTextSettings = field(default_factory=NullTextSettings)
     images_per_batch: int = 8
     autocast: str | None = None
@@ -115,8 +108,6 @@ class EditorSettings:
             raise ValueError("self_replace needs at least one fraction (one candidate each)")
         if self.decoder_steps < 0:
             raise ValueError(f"decoder_steps must be >= 0, got {self.decoder_steps}")
-        if self.keep_below < 0:
-            raise ValueError(f"keep_below must be >= 0 grey levels, got {self.keep_below}")
         if self.blend not in BLENDS:
             raise ValueError(f"unknown blend {self.blend!r}; expected one of {BLENDS}")
         if self.composite_thresholds and self.blend == "none":
@@ -315,14 +306,10 @@ class Editor:
         decoded = decode_latents(c, x[~is_source]).astype(np.float32)  # (B * K, H, W)
         size = decoded.shape[-2:]
         source_pixels = np.repeat(_at_size(images, size), k, axis=0).astype(np.float32)
-        changed = np.float32(1)
-        if s.keep_below:
-            reconstructed = np.repeat(decode_latents(c, x[is_source]), k, axis=0)
-            changed = np.clip(np.abs(decoded - reconstructed) / s.keep_below, 0, 1)
         candidates, pixel_masks = [], []
         for m in masks:
             pixel_mask = F.interpolate(m[~is_source], size=size, mode="bilinear").clamp(0, 1)
-            pixel_mask = pixel_mask[:, 0].cpu().numpy() * changed
+            pixel_mask = pixel_mask[:, 0].cpu().numpy()
             composed = source_pixels * (1 - pixel_mask) + decoded * pixel_mask
             candidates.append(np.rint(composed).clip(0, 255).astype(np.uint8).reshape(b, k, *size))
             pixel_masks.append(pixel_mask.reshape(b, k, *size))

@@ -154,30 +154,6 @@ def test_decoder_steps_move_a_direct_null_edit_closer_to_the_source(small_model,
     assert error < 0.9 * ((plain - radiographs) ** 2).mean()
 
 
-def test_keep_below_returns_a_null_edit_as_its_source(small_model, radiographs):
-    null_edit = {"prompts": (REMOVE_DEVICES[0],) * 2, "blend": "none"}
-    source = np.broadcast_to(radiographs[:, None], (3, 2, 32, 32))
-    assert not np.array_equal(_edit(small_model, radiographs, **null_edit).candidates, source)
-    out = _edit(small_model, radiographs, keep_below=4.0, **null_edit)
-    assert np.array_equal(out.candidates, source)  # no change, so not the VAE's error either
-    assert (out.masks == 0).all()
-
-
-def test_keep_below_weighs_each_pixel_by_its_change_from_the_source_decode(
-    small_model, radiographs
-):
-    below = 12.0
-    plain = _edit(small_model, radiographs, blend="none").candidates.astype(float)
-    out = _edit(small_model, radiographs, blend="none", keep_below=below)
-    vae_image = decode_latents(small_model, encode_images(small_model, radiographs))[:, None]
-    weight = np.clip(np.abs(plain - vae_image) / below, 0, 1)
-    source = radiographs[:, None].astype(float)
-    expected = source + weight * (plain - source)  # the weight against the source: 142 off
-    assert np.abs(out.candidates - expected).max() <= 0.5  # the output's rounding
-    assert np.array_equal(out.masks, weight.astype(np.float32))
-    assert 0 < (weight == 1).mean() < 1
-
-
 def test_outside_the_edit_mask_the_source_pixels_are_kept(small_model, radiographs):
     given = np.zeros((3, 32, 32), dtype=bool)
     given[:, 16:, :16] = True
@@ -279,5 +255,3 @@ def test_mismatched_inputs_are_named(small_model, radiographs):
         _edit(small_model, radiographs, inversion="exact")
     with pytest.raises(ValueError, match="decoder_steps must be >= 0, got -1"):
         EditorSettings(decoder_steps=-1)
-    with pytest.raises(ValueError, match="keep_below must be >= 0 grey levels, got -1"):
-        EditorSettings(keep_below=-1)
