@@ -20,6 +20,11 @@ from prism_aug.augment.shards import filesystem
 RUN_SETTINGS_NAME = "run.json"
 
 
+def _as_stored(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` as run.json holds them (tuples as lists), so that they compare equal."""
+    return json.loads(json.dumps(settings))
+
+
 def check_run_settings(
     out: str, settings: dict[str, Any], defaults: Mapping[str, dict[str, Any]] | None = None
 ) -> None:
@@ -37,13 +42,13 @@ def check_run_settings(
     Raises:
         ValueError: the run was started with other settings (each difference named).
     """
-    current = json.loads(json.dumps(settings))  # tuples as lists, as the file holds them
+    current = _as_stored(settings)
     fs, folder = filesystem(out)
     path = f"{folder}/{RUN_SETTINGS_NAME}"
     if fs.exists(path):
         with fs.open(path, "r") as f:
             recorded = json.load(f)
-        for group, values in json.loads(json.dumps(defaults or {})).items():
+        for group, values in _as_stored(defaults or {}).items():
             if isinstance(recorded.get(group), dict):
                 recorded[group] = {**values, **recorded[group]}
         changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
