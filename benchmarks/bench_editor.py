@@ -104,7 +104,7 @@ def main() -> None:
     for name, (speed, accepted, metrics) in rows.items():
         print(
             f"| {name} | {speed:.3f} | {base / speed:.1f} | {accepted:.2f} "
-            f"| {metrics['effectiveness']:.2f} | {metrics['change_recovered']:.2f} |"
+            f"| {metrics['effectiveness']:.2f} | {metrics['change_recovered']:.3f} |"
         )
 
 
