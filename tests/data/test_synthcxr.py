@@ -24,6 +24,8 @@ from prism_aug.data.synthcxr import (
     save_masks,
     write_synthcxr,
 )
+from prism_aug.data.synthcxr.anatomy import anatomy_fields
+from prism_aug.data.synthcxr.findings import finding_layers
 from prism_aug.data.synthcxr.writer import CSV_COLUMNS
 from prism_aug.data.vocabulary import DEVICES, FINDINGS
 
@@ -80,6 +82,20 @@ def test_flip_changes_pixels_only_inside_the_mask(attribute: str, size: int):
                 f"{action}:{attribute} changed {int((change & ~region).sum())} pixels outside "
                 f"its mask (seed {seed}, {size} px)"
             )
+
+
+@pytest.mark.parametrize(
+    ("finding", "density"), [("Lung Opacity", "opacity_density"), ("Edema", "edema_density")]
+)
+def test_hazes_peak_at_their_density_wherever_they_fall(finding: str, density: str):
+    """A patchy texture low at the haze's centre, or a haze half behind the heart, once drew
+    opacities the oracle could not see at 64 px: the densest visible pixel of each haze
+    attenuates by exactly the patient's drawn density."""
+    for seed in range(30):
+        patient = sample_patient(seed)
+        layer = finding_layers(patient, anatomy_fields(patient, 64))[finding]
+        assert layer.min() >= 0
+        assert layer.max() == pytest.approx(getattr(patient.findings, density), rel=1e-5), seed
 
 
 def test_every_finding_is_visible_at_64_px():

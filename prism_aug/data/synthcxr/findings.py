@@ -84,13 +84,25 @@ def _patches(p: Patient, tag: int, k: int, size: int) -> np.ndarray:
     return np.clip(0.5 + 0.45 * field, 0.15, 1.0)
 
 
+def _peak_at(haze: np.ndarray, density: float) -> np.ndarray:
+    """Scale a haze so that its densest visible pixel attenuates by ``density``.
+
+    A texture low at the blob's centre, or a blob half hidden by the heart, would otherwise draw
+    a finding whose label the image barely shows: the oracle found 34% of the faintest fifth of
+    opacities drawn that way and 88% of edemas (the judge check; 98% of each since, see
+    BENCHMARKS.md).
+    """
+    peak = float(haze.max())
+    return haze * (density / peak) if peak > 0 else haze
+
+
 def _opacity(p: Patient, f: AnatomyFields, visible: np.ndarray) -> np.ndarray:
     """A patchy hazy airspace opacity in one lung zone."""
     s, i = p.findings.opacity_side, (p.findings.opacity_side + 1) // 2
     a, (ox, oy), (rx, ry) = p.anatomy, p.findings.opacity_centre, p.findings.opacity_radius
     cx, cy = s * (a.lung_x[i] + ox * a.lung_rx[i]), a.lung_y + oy * a.lung_ry[i]
     haze = _blob(f.u, f.v, cx, cy, rx, ry) * _patches(p, 2, 20, f.base.shape[0])
-    return (p.findings.opacity_density * haze) * f.lung[i] * visible
+    return _peak_at(haze * f.lung[i] * visible, p.findings.opacity_density)
 
 
 def _edema(p: Patient, f: AnatomyFields, visible: np.ndarray) -> np.ndarray:
@@ -98,7 +110,7 @@ def _edema(p: Patient, f: AnatomyFields, visible: np.ndarray) -> np.ndarray:
     ua = np.abs(f.u)
     haze = _blob(ua, f.v, 0.2, p.anatomy.lung_y + 0.08, 0.42, 0.55)
     haze *= _patches(p, 3, 16, f.base.shape[0])
-    return (p.findings.edema_density * haze) * (f.lung[0] + f.lung[1]) * visible
+    return _peak_at(haze * (f.lung[0] + f.lung[1]) * visible, p.findings.edema_density)
 
 
 _LAYERS = {
