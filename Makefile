@@ -57,7 +57,11 @@ $(FINETUNE_DATA): configs/data/synthcxr_finetune.yaml $(RENDERER) | install
 $(TINY_VAE): $(FINETUNE_DATA) configs/finetune/synthcxr_tiny_vae.yaml
 	$(BIN)/prism-aug finetune-vae fit --config configs/finetune/synthcxr_tiny_vae.yaml
 
+# A last.ckpt older than the VAE is a finished or killed run on the old VAE's latents: start
+# afresh rather than resume it (the fit itself refuses such a checkpoint by the VAE's hash).
+TINY_LAST_CKPT := outputs/runs/synthcxr_tiny/checkpoints/last.ckpt
 $(TINY_MODEL): $(TINY_VAE) configs/finetune/synthcxr_tiny.yaml
+	if [ -f $(TINY_LAST_CKPT) ] && [ $(TINY_VAE) -nt $(TINY_LAST_CKPT) ]; then rm $(TINY_LAST_CKPT); fi
 	$(BIN)/prism-aug finetune fit --config configs/finetune/synthcxr_tiny.yaml --ckpt_path last
 
 finetune: $(TINY_MODEL)

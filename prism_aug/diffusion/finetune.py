@@ -329,10 +329,20 @@ class DiffusionFineTuner(L.LightningModule):
         self.noise_generator = torch.Generator().manual_seed(seed)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vae_fingerprint"] = vae_fingerprint(self.vae)
         if self.ema is not None:
             checkpoint["ema"] = self.ema.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose UNet learnt another VAE's latents (a VAE retrained since,
+        or another model.vae): resuming it would export that UNet beside this VAE."""
+        saved, current = checkpoint.get("vae_fingerprint"), vae_fingerprint(self.vae)
+        if saved is not None and saved != current:
+            raise ValueError(
+                f"the checkpoint to resume was trained with another VAE (fingerprint "
+                f"{saved[:12]}, model.vae gives {current[:12]}): start a new run instead "
+                "(leave out --ckpt_path, or delete the checkpoint)"
+            )
         if self.ema is not None:
             if "ema" not in checkpoint:
                 raise KeyError(

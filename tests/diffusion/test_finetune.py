@@ -241,6 +241,25 @@ def test_resume_continues_the_run(
     assert second.global_step == 3
 
 
+def test_resume_refuses_a_checkpoint_trained_with_another_vae(
+    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
+) -> None:
+    """A VAE retrained after a finished run (new renders, `make finetune` again) must not
+    resume that run: its UNet learnt the old VAE's latents."""
+    checkpoints = tmp_path / "checkpoints"
+    first = small_trainer(
+        tmp_path,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0)],
+    )
+    first.fit(small_module(), small_datamodule(synthcxr_32))
+    other_vae = small_module(seed=1)  # the preset draws other random weights
+    with pytest.raises(ValueError, match="another VAE"):
+        small_trainer(tmp_path, max_steps=3).fit(
+            other_vae, small_datamodule(synthcxr_32), ckpt_path=checkpoints / "last.ckpt"
+        )
+
+
 @pytest.mark.parametrize("config", ["synthcxr_tiny.yaml", "chexpert_sd15.yaml"])
 def test_the_configs_checkpoint_during_an_epoch(
     config, synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
