@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -220,9 +221,11 @@ def test_short_fit_exports_a_pipeline(
     torch.testing.assert_close(exported[name], ema[name])
 
 
-def test_resume_continues_the_run(
+@pytest.fixture
+def last_checkpoint(
     synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
-) -> None:
+) -> Path:
+    """last.ckpt of a finished two-step run of the small preset (seed 0)."""
     checkpoints = tmp_path / "checkpoints"
     first = small_trainer(
         tmp_path,
@@ -230,34 +233,39 @@ def test_resume_continues_the_run(
         callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0)],
     )
     first.fit(small_module(), small_datamodule(synthcxr_32))
-    saved = torch.load(checkpoints / "last.ckpt", weights_only=False)
+    return checkpoints / "last.ckpt"
 
+
+@pytest.fixture
+def resume(
+    last_checkpoint: Path, synthcxr_32: Path, tmp_path: Path, small_datamodule, small_trainer
+) -> Callable[..., L.Trainer]:
+    """``resume(module, callbacks)``: a third step from last_checkpoint; returns the trainer."""
+
+    def fit(module, callbacks=()) -> L.Trainer:
+        trainer = small_trainer(tmp_path, max_steps=3, callbacks=list(callbacks))
+        trainer.fit(module, small_datamodule(synthcxr_32), ckpt_path=last_checkpoint)
+        return trainer
+
+    return fit
+
+
+def test_resume_continues_the_run(last_checkpoint: Path, resume, small_module) -> None:
+    saved = torch.load(last_checkpoint, weights_only=False)
     record = _Record()
-    second = small_trainer(tmp_path, max_steps=3, callbacks=[record])
-    second.fit(small_module(), small_datamodule(synthcxr_32), ckpt_path=checkpoints / "last.ckpt")
+    second = resume(small_module(), [record])
     assert record.start_step == 2
     for resumed, stored in zip(record.start_ema, saved["ema"]["shadow_params"], strict=True):
         torch.testing.assert_close(resumed, stored)
     assert second.global_step == 3
 
 
-def test_resume_refuses_a_checkpoint_trained_with_another_vae(
-    synthcxr_32: Path, tmp_path: Path, small_datamodule, small_module, small_trainer
-) -> None:
+def test_resume_refuses_a_checkpoint_trained_with_another_vae(resume, small_module) -> None:
     """A VAE retrained after a finished run (new renders, `make finetune` again) must not
     resume that run: its UNet learnt the old VAE's latents."""
-    checkpoints = tmp_path / "checkpoints"
-    first = small_trainer(
-        tmp_path,
-        enable_checkpointing=True,
-        callbacks=[ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0)],
-    )
-    first.fit(small_module(), small_datamodule(synthcxr_32))
     other_vae = small_module(seed=1)  # the preset draws other random weights
     with pytest.raises(ValueError, match="another VAE"):
-        small_trainer(tmp_path, max_steps=3).fit(
-            other_vae, small_datamodule(synthcxr_32), ckpt_path=checkpoints / "last.ckpt"
-        )
+        resume(other_vae)
 
 
 @pytest.mark.parametrize("config", ["synthcxr_tiny.yaml", "chexpert_sd15.yaml"])
