@@ -13,6 +13,7 @@ of the trained weights is what gets sampled and exported (``save_pipeline``, loa
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -192,6 +193,12 @@ class DiffusionFineTuner(L.LightningModule):
         """The model as it trains (not the EMA), sharing this module's networks."""
         return SDComponents(self.unet, self.vae, self.text_encoder, self.tokenizer, self.scheduler)
 
+    @functools.cached_property
+    def vae_hash(self) -> str:
+        """The frozen VAE's fingerprint, hashed once: it keys the latent cache and is checked
+        on resume (SD's VAE is 335 MB to hash at every checkpoint otherwise)."""
+        return vae_fingerprint(self.vae)
+
     def trained_parameters(self) -> list[torch.nn.Parameter]:
         """The UNet's parameters, then the text encoder's when it trains."""
         params = list(self.unet.parameters())
@@ -308,9 +315,7 @@ class DiffusionFineTuner(L.LightningModule):
                 f"factor {self.components.vae_scale_factor}): set data.image_size={expected}"
             )
         self.vae.to(self.trainer.strategy.root_device)
-        datamodule.attach_latent_cache(
-            self.encode_posterior, vae_fingerprint(self.vae), self.trainer
-        )
+        datamodule.attach_latent_cache(self.encode_posterior, self.vae_hash, self.trainer)
 
     def on_fit_start(self) -> None:
         if self.ema is not None:
@@ -329,14 +334,14 @@ class DiffusionFineTuner(L.LightningModule):
         self.noise_generator = torch.Generator().manual_seed(seed)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vae_fingerprint"] = vae_fingerprint(self.vae)
+        checkpoint["vae_fingerprint"] = self.vae_hash
         if self.ema is not None:
             checkpoint["ema"] = self.ema.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose UNet learnt another VAE's latents (a VAE retrained since,
         or another model.vae): resuming it would export that UNet beside this VAE."""
-        saved, current = checkpoint.get("vae_fingerprint"), vae_fingerprint(self.vae)
+        saved, current = checkpoint.get("vae_fingerprint"), self.vae_hash
         if saved is not None and saved != current:
             raise ValueError(
                 f"the checkpoint to resume was trained with another VAE (fingerprint "
